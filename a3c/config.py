@@ -1,0 +1,201 @@
+"""Configuration as frozen dataclasses: CLI flag > A3C_* environment variable > default.
+
+Each field's docstring is its `--help` text. One name in three spellings: field
+`max_episodes`, flag `--max-episodes`, environment variable `A3C_MAX_EPISODES`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import json
+import os
+import textwrap
+import typing
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Training hyperparameters: owned by the server, sent to every worker on connect.
+
+    The defaults are the seed's (the textbook's A3C on Pendulum-v1).
+    """
+
+    env_id: str = "Pendulum-v1"
+    """gymnasium environment id; needs Box observations and a Box action space."""
+    max_episodes: int = 500
+    """Episode budget: exactly this many episodes are trained, then the server stops."""
+    gamma: float = 0.95
+    """Discount factor."""
+    t_max: int = 4
+    """Steps per rollout: a worker pushes every t_max steps and at episode end."""
+    actor_lr: float = 1e-4
+    """Adam learning rate of the actor."""
+    critic_lr: float = 1e-3
+    """Adam learning rate of the critic."""
+    hidden_sizes: tuple[int, ...] = (64, 32, 16)
+    """Hidden layer widths (relu) of both the actor and the critic, e.g. 64,32,16."""
+    std_min: float = 1e-2
+    """Lower clip of the policy's standard deviation."""
+    std_max: float = 1.0
+    """Upper clip of the policy's standard deviation."""
+    reward_shift: float = 8.0
+    """Training reward is (r + reward_shift) / reward_scale; logged returns stay raw."""
+    reward_scale: float = 8.0
+    """See reward_shift."""
+    grad_clip_norm: float = 20.0
+    """Clip the actor's and the critic's gradients each by this global norm (0: off)."""
+    seed: int = 0
+    """Seed of the initial weights."""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> TrainConfig:
+        """Rebuilds a config from to_json's output; fields this version lacks are refused."""
+        raw = json.loads(text)
+        return from_mapping(cls, raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerConfig:
+    """How the parameter server process runs (not sent to workers)."""
+
+    host: str = "0.0.0.0"
+    """Address to listen on."""
+    port: int = 50051
+    """gRPC port (0 picks a free one; it is written to RUN_DIR/server.port)."""
+    run_dir: str = "runs/latest"
+    """Run folder: returns.csv, config.json, *.weights.h5."""
+    save_every: int = 50
+    """Save the weights every this many trained episodes (0: only at the end)."""
+    queue_size: int = 64
+    """Bound of the learner queue; a push waits while it is full."""
+    lease_timeout: float = 30.0
+    """Seconds without a push after which an episode lease is given to another worker."""
+    drain_seconds: float = 10.0
+    """Once the budget is spent, how long to wait for workers to be told before exiting."""
+    rpc_threads: int = 128
+    """gRPC handler threads: each worker's push stream holds one while it is open."""
+    progress: bool = True
+    """Print a progress line (episodes, env steps/s, mean return of the last 20)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkerConfig:
+    """How one worker process runs; its hyperparameters come from the server."""
+
+    server: str = "localhost:50051"
+    """Parameter server address host:port."""
+    mode: str = "gradient"
+    """gradient: push gradients of the local copy; data: push raw transitions."""
+    seed: int = 0
+    """Seed of the environment and of the policy's action noise."""
+    name: str = ""
+    """Name in logs (default host:pid)."""
+    connect_timeout: float = 300.0
+    """Give up when the server cannot be reached for this many seconds."""
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The attribute docstrings of a dataclass, by field name."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:]):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def _convert(kind: Any, value: Any) -> Any:
+    """Turns a flag, env or JSON value into the field's type."""
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        (item, _) = typing.get_args(kind)
+        if isinstance(value, str):
+            value = [v for v in value.replace(" ", "").split(",") if v]
+        return tuple(item(v) for v in value)
+    if kind is bool:
+        if isinstance(value, str):
+            low = value.strip().lower()
+            if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(f"not a boolean: {value!r}")
+            return low in ("1", "true", "yes", "on")
+        return bool(value)
+    return kind(value)
+
+
+def _types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def from_mapping(cls: type[T], values: Mapping[str, Any]) -> T:
+    """Builds cls from a mapping of field name to value, converting types."""
+    types = _types(cls)
+    unknown = set(values) - set(types)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+    return cls(**{k: _convert(types[k], v) for k, v in values.items()})  # type: ignore[call-arg]
+
+
+def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Adds one --flag per field of cls, with the field's docstring as help."""
+    docs = field_docs(cls)
+    group = parser.add_argument_group(cls.__name__)
+    for f in dataclasses.fields(cls):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        env = "A3C_" + f.name.upper()
+        group.add_argument(
+            flag,
+            dest=f.name,
+            default=None,
+            metavar=f.name.upper(),
+            help=f"{docs.get(f.name, '')} [env {env}; default {shown}]",
+        )
+
+
+def resolve(cls: type[T], args: argparse.Namespace, environ: Mapping[str, str]) -> T:
+    """Fills cls from parsed flags, then A3C_* variables, then defaults."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        flag_value = getattr(args, f.name, None)
+        env_value = environ.get("A3C_" + f.name.upper())
+        if flag_value is not None:
+            values[f.name] = flag_value
+        elif env_value is not None:
+            values[f.name] = env_value
+    try:
+        return from_mapping(cls, values)
+    except (TypeError, ValueError) as err:
+        raise SystemExit(f"bad {cls.__name__} value: {err}") from err
+
+
+def parse(
+    classes: Sequence[type],
+    argv: Sequence[str] | None,
+    description: str,
+    environ: Mapping[str, str] | None = None,
+) -> list[Any]:
+    """Parses argv into one instance of each class (flags > A3C_* env > defaults)."""
+    parser = argparse.ArgumentParser(description=description)
+    for cls in classes:
+        add_arguments(parser, cls)
+    args = parser.parse_args(argv)
+    env = os.environ if environ is None else environ
+    return [resolve(cls, args, env) for cls in classes]

@@ -1,0 +1,157 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    MODE_UNSPECIFIED: _ClassVar[Mode]
+    MODE_GRADIENT: _ClassVar[Mode]
+    MODE_DATA: _ClassVar[Mode]
+MODE_UNSPECIFIED: Mode
+MODE_GRADIENT: Mode
+MODE_DATA: Mode
+
+class Tensor(_message.Message):
+    __slots__ = ("shape", "data")
+    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    shape: _containers.RepeatedScalarFieldContainer[int]
+    data: bytes
+    def __init__(self, shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class WeightSet(_message.Message):
+    __slots__ = ("version", "actor", "critic")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    CRITIC_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    actor: _containers.RepeatedCompositeFieldContainer[Tensor]
+    critic: _containers.RepeatedCompositeFieldContainer[Tensor]
+    def __init__(self, version: _Optional[int] = ..., actor: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., critic: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
+
+class ConnectRequest(_message.Message):
+    __slots__ = ("mode", "name")
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    mode: Mode
+    name: str
+    def __init__(self, mode: _Optional[_Union[Mode, str]] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ConnectReply(_message.Message):
+    __slots__ = ("worker_id", "config_json", "obs_dim", "action_dim")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
+    OBS_DIM_FIELD_NUMBER: _ClassVar[int]
+    ACTION_DIM_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    config_json: str
+    obs_dim: int
+    action_dim: int
+    def __init__(self, worker_id: _Optional[str] = ..., config_json: _Optional[str] = ..., obs_dim: _Optional[int] = ..., action_dim: _Optional[int] = ...) -> None: ...
+
+class StartEpisodeRequest(_message.Message):
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+
+class StartEpisodeReply(_message.Message):
+    __slots__ = ("status", "lease_id")
+    class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATUS_UNSPECIFIED: _ClassVar[StartEpisodeReply.Status]
+        GRANTED: _ClassVar[StartEpisodeReply.Status]
+        WAIT: _ClassVar[StartEpisodeReply.Status]
+        DONE: _ClassVar[StartEpisodeReply.Status]
+    STATUS_UNSPECIFIED: StartEpisodeReply.Status
+    GRANTED: StartEpisodeReply.Status
+    WAIT: StartEpisodeReply.Status
+    DONE: StartEpisodeReply.Status
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    status: StartEpisodeReply.Status
+    lease_id: int
+    def __init__(self, status: _Optional[_Union[StartEpisodeReply.Status, str]] = ..., lease_id: _Optional[int] = ...) -> None: ...
+
+class PullWeightsRequest(_message.Message):
+    __slots__ = ("known_version",)
+    KNOWN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    known_version: int
+    def __init__(self, known_version: _Optional[int] = ...) -> None: ...
+
+class PullWeightsReply(_message.Message):
+    __slots__ = ("unchanged", "weights")
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    unchanged: bool
+    weights: WeightSet
+    def __init__(self, unchanged: _Optional[bool] = ..., weights: _Optional[_Union[WeightSet, _Mapping]] = ...) -> None: ...
+
+class PushHeader(_message.Message):
+    __slots__ = ("worker_id", "seq", "base_version", "lease_id", "episode_end", "episode_return", "episode_length")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    EPISODE_END_FIELD_NUMBER: _ClassVar[int]
+    EPISODE_RETURN_FIELD_NUMBER: _ClassVar[int]
+    EPISODE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    seq: int
+    base_version: int
+    lease_id: int
+    episode_end: bool
+    episode_return: float
+    episode_length: int
+    def __init__(self, worker_id: _Optional[str] = ..., seq: _Optional[int] = ..., base_version: _Optional[int] = ..., lease_id: _Optional[int] = ..., episode_end: _Optional[bool] = ..., episode_return: _Optional[float] = ..., episode_length: _Optional[int] = ...) -> None: ...
+
+class Rollout(_message.Message):
+    __slots__ = ("states", "actions", "rewards", "next_state", "terminated")
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    REWARDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_STATE_FIELD_NUMBER: _ClassVar[int]
+    TERMINATED_FIELD_NUMBER: _ClassVar[int]
+    states: Tensor
+    actions: Tensor
+    rewards: Tensor
+    next_state: Tensor
+    terminated: bool
+    def __init__(self, states: _Optional[_Union[Tensor, _Mapping]] = ..., actions: _Optional[_Union[Tensor, _Mapping]] = ..., rewards: _Optional[_Union[Tensor, _Mapping]] = ..., next_state: _Optional[_Union[Tensor, _Mapping]] = ..., terminated: _Optional[bool] = ...) -> None: ...
+
+class SamplePush(_message.Message):
+    __slots__ = ("header", "rollout")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
+    header: PushHeader
+    rollout: Rollout
+    def __init__(self, header: _Optional[_Union[PushHeader, _Mapping]] = ..., rollout: _Optional[_Union[Rollout, _Mapping]] = ...) -> None: ...
+
+class GradientPush(_message.Message):
+    __slots__ = ("header", "actor_grads", "critic_grads", "steps")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_GRADS_FIELD_NUMBER: _ClassVar[int]
+    CRITIC_GRADS_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    header: PushHeader
+    actor_grads: _containers.RepeatedCompositeFieldContainer[Tensor]
+    critic_grads: _containers.RepeatedCompositeFieldContainer[Tensor]
+    steps: int
+    def __init__(self, header: _Optional[_Union[PushHeader, _Mapping]] = ..., actor_grads: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., critic_grads: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., steps: _Optional[int] = ...) -> None: ...
+
+class PushReply(_message.Message):
+    __slots__ = ("seq", "version", "lease_valid", "weights")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    LEASE_VALID_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    version: int
+    lease_valid: bool
+    weights: WeightSet
+    def __init__(self, seq: _Optional[int] = ..., version: _Optional[int] = ..., lease_valid: _Optional[bool] = ..., weights: _Optional[_Union[WeightSet, _Mapping]] = ...) -> None: ...

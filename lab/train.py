@@ -1,0 +1,65 @@
+"""a3c-train: a parameter server and N workers on localhost, to the end of the budget.
+
+Flags not listed here go to the server (see a3c-server --help): --max-episodes, --run-dir,
+--env-id, --seed, ... The server prints the live progress line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from worker.launcher import stop_all
+
+
+def wait_for_port(path: Path, server: subprocess.Popen, timeout: float = 120.0) -> int | None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and server.poll() is None:
+        if path.exists() and path.read_text().strip():
+            return int(path.read_text())
+        time.sleep(0.1)
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--workers", type=int, default=2, help="number of worker processes")
+    parser.add_argument("--mode", choices=("gradient", "data"), default="gradient")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and workers")
+    parser.add_argument("--run-dir", default="runs/latest", help="the run folder")
+    args, server_args = parser.parse_known_args(argv)
+    run_dir = Path(args.run_dir)
+    port_file = run_dir / "server.port"
+    port_file.unlink(missing_ok=True)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # children get Ctrl-C themselves
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0",
+         "--run-dir", str(run_dir), "--seed", str(args.seed), *server_args]
+    )  # fmt: skip
+    port = wait_for_port(port_file, server)
+    if port is None:
+        server.terminate()
+        return server.wait() or 1
+    workers = subprocess.Popen(
+        [sys.executable, "-m", "worker.launcher", "-n", str(args.workers),
+         "--server", f"127.0.0.1:{port}", "--mode", args.mode, "--seed", str(args.seed),
+         "--connect-timeout", "30"]
+    )  # fmt: skip
+    signal.signal(signal.SIGTERM, lambda *_: stop_all([server, workers]))
+    code = server.wait()
+    try:
+        workers.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        stop_all([workers])
+    if code == 0 and (run_dir / "returns.csv").exists():
+        print(f"run folder: {run_dir}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

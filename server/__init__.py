@@ -1,0 +1,1 @@
+"""The parameter server: global networks, the learner, the episode budget, the gRPC service."""

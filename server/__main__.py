@@ -1,0 +1,144 @@
+"""The parameter server process (a3c-server): composition root, lifecycle, progress line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from a3c import config
+from a3c.config import ServerConfig, TrainConfig
+from a3c.model import EnvSpecError, env_spec, make_env
+from a3c.v1 import a3c_pb2, a3c_pb2_grpc
+
+log = logging.getLogger("server")
+SERVICE = a3c_pb2.DESCRIPTOR.services_by_name["ParameterServer"].full_name
+
+
+class Progress(threading.Thread):
+    """Prints episodes/budget, env steps/s and the mean return of the last 20 episodes."""
+
+    def __init__(self, runlog, budget, learner, registry, interval: float = 1.0):
+        super().__init__(name="progress", daemon=True)
+        self._runlog, self._budget = runlog, budget
+        self._learner, self._registry = learner, registry
+        self._interval = interval
+        self._tty = sys.stdout.isatty()
+        self.stopped = threading.Event()
+
+    def line(self, rate: float) -> str:
+        mean = self._runlog.recent_mean()
+        return (
+            f"episodes {self._budget.completed}/{self._budget.max_episodes} | "
+            f"env steps {self._runlog.env_steps} ({rate:.0f}/s) | "
+            f"mean return (last 20) {'-' if mean is None else f'{mean:.1f}'} | "
+            f"version {self._learner.version} | queue {self._learner.queue_depth()} | "
+            f"workers {self._registry.active(60.0)}"
+        )
+
+    def run(self) -> None:
+        last_steps, last_time, last_print = 0, time.monotonic(), 0.0
+        while not self.stopped.wait(self._interval):
+            now = time.monotonic()
+            steps = self._runlog.env_steps
+            rate = (steps - last_steps) / max(now - last_time, 1e-9)
+            last_steps, last_time = steps, now
+            if self._tty:
+                print("\r" + self.line(rate), end="", flush=True)
+            elif now - last_print >= 10:
+                print("progress " + self.line(rate), flush=True)
+                last_print = now
+        if self._tty:
+            print()
+
+
+def build_grpc_server(servicer, health_servicer, scfg: ServerConfig) -> tuple[grpc.Server, int]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=scfg.rpc_threads))
+    a3c_pb2_grpc.add_ParameterServerServicer_to_server(servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(f"{scfg.host}:{scfg.port}")
+    if port == 0:
+        raise SystemExit(f"a3c-server: cannot listen on {scfg.host}:{scfg.port}")
+    return server, port
+
+
+def set_health(health_servicer, serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else (
+        health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    for name in ("", SERVICE):
+        health_servicer.set(name, status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    tcfg, scfg = config.parse([TrainConfig, ServerConfig], argv, "A3C parameter server")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout
+    )
+    try:
+        spec = env_spec(make_env(tcfg.env_id), tcfg.env_id)
+    except EnvSpecError as err:
+        print(f"a3c-server: {err}", file=sys.stderr)
+        return 2
+    run_dir = Path(scfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    effective = {"train": json.loads(tcfg.to_json()), "server": vars(scfg)}
+    (run_dir / "config.json").write_text(json.dumps(effective, indent=2) + "\n")
+
+    health_servicer = health.HealthServicer()
+    set_health(health_servicer, False)
+    # TensorFlow loads only now: a bad flag or env id fails in a blink.
+    from server.app import App
+
+    app = App(tcfg, scfg, spec, run_dir)
+    server, port = build_grpc_server(app.servicer, health_servicer, scfg)
+    server.start()
+    (run_dir / "server.port").write_text(f"{port}\n")
+    app.learner.start()
+    set_health(health_servicer, True)
+    log.info(
+        "role=server listening on %s:%d env=%s budget=%d run_dir=%s",
+        scfg.host, port, tcfg.env_id, tcfg.max_episodes, run_dir,
+    )
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    progress = Progress(app.runlog, app.budget, app.learner, app.registry)
+    if scfg.progress:
+        progress.start()
+    while not stop.is_set() and not app.budget.done:
+        stop.wait(0.2)
+    if app.budget.done:
+        deadline = time.monotonic() + scfg.drain_seconds
+        # Tell every live worker (they learn it from StartEpisode) before going away.
+        while app.registry.active(scfg.lease_timeout) and time.monotonic() < deadline:
+            if stop.wait(0.1):
+                break
+    progress.stopped.set()
+    if scfg.progress:
+        progress.join()
+    set_health(health_servicer, False)
+    server.stop(grace=3.0).wait()
+    app.close()
+    log.info(
+        "role=server stopped: %d/%d episodes trained, %d env steps, version %d, %.1fs",
+        app.budget.completed, tcfg.max_episodes, app.runlog.env_steps,
+        app.learner.version, app.runlog.seconds,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

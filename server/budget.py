@@ -1,0 +1,118 @@
+"""The episode budget: exactly max_episodes episodes are trained, never one more.
+
+A worker must hold a lease to train an episode. At most max_episodes - completed leases
+are out at once; a lease whose worker has been silent for lease_timeout seconds is given
+to the next worker that asks, and pushes under the old lease are refused from then on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import threading
+import time
+from collections.abc import Callable
+
+
+class Grant(enum.Enum):
+    GRANTED = 1
+    WAIT = 2
+    DONE = 3
+
+
+@dataclasses.dataclass
+class _Lease:
+    worker_id: str
+    last_seen: float
+
+
+class Budget:
+    """Leases episodes to workers; thread-safe."""
+
+    def __init__(
+        self,
+        max_episodes: int,
+        lease_timeout: float,
+        completed: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if max_episodes < 1:
+            raise ValueError("max_episodes must be at least 1")
+        self.max_episodes = max_episodes
+        self.lease_timeout = lease_timeout
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._completed = completed
+        self._leases: dict[int, _Lease] = {}
+        self._next_id = 1
+        self.reissued = 0
+
+    @property
+    def completed(self) -> int:
+        return self._completed
+
+    @property
+    def done(self) -> bool:
+        return self._completed >= self.max_episodes
+
+    @property
+    def leased(self) -> int:
+        return len(self._leases)
+
+    def request(self, worker_id: str, wait: float = 0.0) -> tuple[Grant, int]:
+        """A new lease for worker_id (dropping any it held), waiting up to `wait` seconds."""
+        deadline = self._clock() + wait
+        with self._cond:
+            for lease_id in [k for k, v in self._leases.items() if v.worker_id == worker_id]:
+                del self._leases[lease_id]
+            while True:
+                if self.done:
+                    return Grant.DONE, 0
+                if self._completed + len(self._leases) < self.max_episodes or self._reclaim():
+                    lease_id = self._next_id
+                    self._next_id += 1
+                    self._leases[lease_id] = _Lease(worker_id, self._clock())
+                    return Grant.GRANTED, lease_id
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    return Grant.WAIT, 0
+                # Wake at least every half second: a lease may expire meanwhile.
+                self._cond.wait(min(remaining, 0.5))
+
+    def _reclaim(self) -> bool:
+        now = self._clock()
+        for lease_id, lease in self._leases.items():
+            if now - lease.last_seen > self.lease_timeout:
+                del self._leases[lease_id]
+                self.reissued += 1
+                return True
+        return False
+
+    def renew(self, lease_id: int, worker_id: str) -> bool:
+        """True, and the lease refreshed, when worker_id still holds lease_id."""
+        with self._cond:
+            lease = self._leases.get(lease_id)
+            if lease is None or lease.worker_id != worker_id:
+                return False
+            lease.last_seen = self._clock()
+            return True
+
+    def complete(self, lease_id: int) -> int:
+        """Counts the leased episode as trained; returns its episode number (1-based)."""
+        with self._cond:
+            if self._leases.pop(lease_id, None) is None:
+                raise KeyError(f"lease {lease_id} is not held")
+            self._completed += 1
+            self._cond.notify_all()
+            return self._completed
+
+    def release_worker(self, worker_id: str) -> None:
+        """Gives back the leases of a worker that said it is leaving."""
+        with self._cond:
+            for lease_id in [k for k, v in self._leases.items() if v.worker_id == worker_id]:
+                del self._leases[lease_id]
+            self._cond.notify_all()
+
+    def wait_done(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self.done, timeout)

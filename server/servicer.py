@@ -1,0 +1,165 @@
+"""The gRPC edge of the parameter server: proto <-> domain, errors -> status codes."""
+
+from __future__ import annotations
+
+import queue
+import threading
+
+import grpc
+import numpy as np
+
+from a3c import codec
+from a3c.algo import split_flat
+from a3c.config import TrainConfig
+from a3c.model import EnvSpec, weight_shapes
+from a3c.rollout import pad
+from a3c.v1 import a3c_pb2 as pb
+from a3c.v1 import a3c_pb2_grpc as pb_grpc
+from server.budget import Budget, Grant
+from server.learner import Learner, Push
+from server.workers import Registry, WorkerInfo
+
+MODES = {pb.MODE_GRADIENT: "gradient", pb.MODE_DATA: "data"}
+GRANTS = {
+    Grant.GRANTED: pb.StartEpisodeReply.GRANTED,
+    Grant.WAIT: pb.StartEpisodeReply.WAIT,
+    Grant.DONE: pb.StartEpisodeReply.DONE,
+}
+
+
+class WeightCache:
+    """The newest weights as a WeightSet message, built once per version."""
+
+    def __init__(self, learner: Learner, shapes: tuple[list, list]):
+        self._learner = learner
+        self._actor_shapes, self._critic_shapes = shapes
+        self._n_actor = sum(int(np.prod(s)) for s in self._actor_shapes)
+        self._lock = threading.Lock()
+        self._cached: pb.WeightSet | None = None
+
+    def get(self) -> pb.WeightSet:
+        version, flat = self._learner.snapshot()
+        with self._lock:
+            if self._cached is None or self._cached.version != version:
+                actor = split_flat(flat[: self._n_actor], self._actor_shapes)
+                critic = split_flat(flat[self._n_actor :], self._critic_shapes)
+                self._cached = codec.weights_to_proto(version, actor, critic)
+            return self._cached
+
+
+class ParameterServer(pb_grpc.ParameterServerServicer):
+    """Thin servicer over the learner, the budget and the worker registry."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        spec: EnvSpec,
+        learner: Learner,
+        budget: Budget,
+        registry: Registry,
+        queue_timeout: float = 30.0,
+        episode_wait: float = 2.0,
+    ):
+        self._cfg, self._spec = cfg, spec
+        self._learner, self._budget, self._registry = learner, budget, registry
+        self._shapes = weight_shapes(spec, cfg)
+        self._weights = WeightCache(learner, self._shapes)
+        self._queue_timeout = queue_timeout
+        self._episode_wait = episode_wait
+
+    def _worker(self, worker_id: str, context: grpc.ServicerContext) -> WorkerInfo:
+        info = self._registry.get(worker_id)
+        if info is None:
+            context.abort(grpc.StatusCode.NOT_FOUND, f"unknown worker id {worker_id!r}; Connect")
+        return info
+
+    def Connect(self, request, context):
+        if request.mode not in MODES:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "mode must be GRADIENT or DATA")
+        info = self._registry.add(request.name, MODES[request.mode])
+        return pb.ConnectReply(
+            worker_id=info.worker_id,
+            config_json=self._cfg.to_json(),
+            obs_dim=self._spec.obs_dim,
+            action_dim=self._spec.action_dim,
+        )
+
+    def StartEpisode(self, request, context):
+        self._worker(request.worker_id, context)
+        grant, lease_id = self._budget.request(request.worker_id, self._episode_wait)
+        if grant is Grant.DONE:
+            self._registry.mark_done(request.worker_id)
+        return pb.StartEpisodeReply(status=GRANTS[grant], lease_id=lease_id)
+
+    def PullWeights(self, request, context):
+        if request.known_version and request.known_version == self._learner.version:
+            return pb.PullWeightsReply(unchanged=True)
+        return pb.PullWeightsReply(weights=self._weights.get())
+
+    def PushSamples(self, request_iterator, context):
+        for message in request_iterator:
+            info = self._worker(message.header.worker_id, context)
+            try:
+                rollout = codec.rollout_from_proto(
+                    message.rollout, self._spec.obs_dim, self._spec.action_dim, self._cfg.t_max
+                )
+            except codec.CodecError as err:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+            push = self._push(info, message.header, rollout.steps, context)
+            push.batch = pad([rollout], self._cfg.t_max)
+            yield self._apply(push, message.header.seq, context)
+
+    def PushGradients(self, request_iterator, context):
+        actor_shapes, critic_shapes = self._shapes
+        for message in request_iterator:
+            info = self._worker(message.header.worker_id, context)
+            try:
+                actor = codec.from_tensors(message.actor_grads, actor_shapes, "actor_grads")
+                critic = codec.from_tensors(message.critic_grads, critic_shapes, "critic_grads")
+            except codec.CodecError as err:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+            if not 1 <= message.steps <= self._cfg.t_max:
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"steps is {message.steps}; expected 1..{self._cfg.t_max} (t_max)",
+                )
+            push = self._push(info, message.header, message.steps, context)
+            push.grads = (actor, critic)
+            yield self._apply(push, message.header.seq, context)
+
+    def _push(self, info: WorkerInfo, header, steps: int, context) -> Push:
+        if header.base_version > self._learner.version:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"base_version {header.base_version} is newer than the server's "
+                f"{self._learner.version}",
+            )
+        if header.episode_end and not (header.episode_length >= 1 and np.isfinite(header.episode_return)):
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "episode_end needs a positive episode_length and a finite episode_return",
+            )
+        return Push(
+            worker_id=info.worker_id,
+            worker_name=info.name,
+            lease_id=header.lease_id,
+            base_version=header.base_version,
+            steps=steps,
+            episode_end=header.episode_end,
+            episode_return=header.episode_return,
+            episode_length=header.episode_length,
+        )
+
+    def _apply(self, push: Push, seq: int, context) -> pb.PushReply:
+        try:
+            self._learner.submit(push, self._queue_timeout)
+        except queue.Full:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "learner queue full; back off")
+        while not push.done.wait(0.5):
+            if not context.is_active():
+                context.abort(grpc.StatusCode.CANCELLED, "call ended before the push was applied")
+        if push.error is not None:
+            context.abort(grpc.StatusCode.INTERNAL, f"learner failed: {push.error}")
+        return pb.PushReply(
+            seq=seq, version=push.version, lease_valid=push.applied, weights=self._weights.get()
+        )

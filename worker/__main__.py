@@ -1,0 +1,43 @@
+"""The worker process (a3c-worker): composition root."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+
+from a3c import config
+from a3c.config import WorkerConfig
+from a3c.model import EnvSpecError
+
+
+def main(argv: list[str] | None = None) -> int:
+    (wcfg,) = config.parse([WorkerConfig], argv, "A3C worker")
+    if wcfg.mode not in ("gradient", "data"):
+        print(f"a3c-worker: --mode must be gradient or data, not {wcfg.mode!r}", file=sys.stderr)
+        return 2
+    if not wcfg.name:
+        wcfg = dataclasses.replace(wcfg, name=f"{socket.gethostname()}:{os.getpid()}")
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s %(levelname)s [{wcfg.name}] %(message)s",
+        stream=sys.stdout,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    from worker.loop import run
+
+    try:
+        return run(wcfg, stop)
+    except EnvSpecError as err:
+        print(f"a3c-worker: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The worker's gRPC edge: calls with deadlines, push streams, retry with backoff."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import grpc
+
+from a3c.v1 import a3c_pb2 as pb
+from a3c.v1 import a3c_pb2_grpc as pb_grpc
+
+log = logging.getLogger("worker.client")
+T = TypeVar("T")
+
+# Codes after which reconnecting may help: the server is away, restarting, or full.
+TRANSIENT = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.ABORTED,
+        grpc.StatusCode.NOT_FOUND,  # the server restarted and forgot this worker
+    }
+)
+MODES = {"gradient": pb.MODE_GRADIENT, "data": pb.MODE_DATA}
+
+
+def is_transient(err: grpc.RpcError) -> bool:
+    return err.code() in TRANSIENT
+
+
+class Backoff:
+    """Capped exponential backoff with full jitter."""
+
+    def __init__(self, base: float = 0.1, cap: float = 5.0, rng: random.Random | None = None):
+        self.base, self.cap = base, cap
+        self._rng = rng or random.Random()
+        self.attempt = 0
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        delay = self._rng.uniform(0, min(self.cap, self.base * 2**self.attempt))
+        self.attempt += 1
+        return delay
+
+
+def retry(call: Callable[[], T], deadline: float, backoff: Backoff, what: str) -> T:
+    """call() until it succeeds, a non-transient error, or time.monotonic() passes deadline."""
+    while True:
+        try:
+            result = call()
+            backoff.reset()
+            return result
+        except grpc.RpcError as err:
+            if not is_transient(err) or time.monotonic() > deadline:
+                raise
+            delay = backoff.next_delay()
+            log.info("role=worker %s failed (%s); retrying in %.2fs", what, err.code().name, delay)
+            time.sleep(delay)
+
+
+class PushStream:
+    """One open push RPC used as ping-pong: send a push, wait for its reply."""
+
+    def __init__(self, method):
+        self._requests: queue.Queue = queue.Queue()
+        self._responses = method(iter(self._requests.get, None))
+
+    def send(self, message) -> pb.PushReply:
+        self._requests.put(message)
+        return next(self._responses)
+
+    def close(self) -> None:
+        self._requests.put(None)
+        self._responses.cancel()
+
+
+class Client:
+    """The parameter server as the worker sees it."""
+
+    def __init__(self, address: str, call_timeout: float = 30.0):
+        self._channel = grpc.insecure_channel(address)
+        self._stub = pb_grpc.ParameterServerStub(self._channel)
+        self._timeout = call_timeout
+
+    def connect(self, mode: str, name: str) -> pb.ConnectReply:
+        request = pb.ConnectRequest(mode=MODES[mode], name=name)
+        return self._stub.Connect(request, timeout=self._timeout, wait_for_ready=True)
+
+    def start_episode(self, worker_id: str) -> pb.StartEpisodeReply:
+        request = pb.StartEpisodeRequest(worker_id=worker_id)
+        return self._stub.StartEpisode(request, timeout=self._timeout)
+
+    def pull(self, known_version: int = 0) -> pb.PullWeightsReply:
+        request = pb.PullWeightsRequest(known_version=known_version)
+        return self._stub.PullWeights(request, timeout=self._timeout)
+
+    def push_stream(self, mode: str) -> PushStream:
+        method = self._stub.PushSamples if mode == "data" else self._stub.PushGradients
+        return PushStream(method)
+
+    def close(self) -> None:
+        self._channel.close()

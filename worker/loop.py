@@ -1,0 +1,166 @@
+"""The worker's loop: lease an episode, step it, push every t_max steps, take the new weights."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import grpc
+import numpy as np
+
+from a3c import codec
+from a3c.config import TrainConfig, WorkerConfig
+from a3c.model import NumpyPolicy, env_spec, make_env, weight_shapes
+from a3c.rollout import Rollout
+from a3c.v1 import a3c_pb2 as pb
+from worker.client import Backoff, Client, PushStream, is_transient, retry
+
+log = logging.getLogger("worker")
+
+
+class BudgetSpent(Exception):
+    """The server says every episode of the budget is trained."""
+
+
+class Session:
+    """One connection's worth of state: worker id, config, env, policy and push stream."""
+
+    def __init__(self, client: Client, wcfg: WorkerConfig, reply: pb.ConnectReply, rng, env=None):
+        self.client, self.wcfg = client, wcfg
+        self.worker_id = reply.worker_id
+        self.cfg = TrainConfig.from_json(reply.config_json)
+        self.env = env if env is not None else make_env(self.cfg.env_id)
+        self.spec = env_spec(self.env, self.cfg.env_id)
+        self.shapes = weight_shapes(self.spec, self.cfg)
+        self.policy = NumpyPolicy(self.spec, self.cfg, rng)
+        self.version = 0
+        self.flat = np.zeros(0, np.float32)
+        self.gradients = None
+        if wcfg.mode == "gradient":
+            from worker.gradients import LocalGradients  # TensorFlow: gradient mode only
+
+            self.gradients = LocalGradients(self.spec, self.cfg)
+        self.stream: PushStream = client.push_stream(wcfg.mode)
+        self.seq = 0
+
+    def take_weights(self, message: pb.WeightSet) -> None:
+        version, actor, critic = codec.weights_from_proto(message, *self.shapes)
+        self.version = version
+        self.policy.set_weights(actor)
+        if self.gradients is not None:
+            self.flat = np.concatenate([w.ravel() for w in (*actor, *critic)])
+
+    def push(self, rollout: Rollout, lease_id: int, end: bool, ret: float, length: int):
+        self.seq += 1
+        header = pb.PushHeader(
+            worker_id=self.worker_id,
+            seq=self.seq,
+            base_version=self.version,
+            lease_id=lease_id,
+            episode_end=end,
+            episode_return=ret if end else 0.0,
+            episode_length=length if end else 0,
+        )
+        if self.gradients is None:
+            message = pb.SamplePush(header=header, rollout=codec.rollout_to_proto(rollout))
+        else:
+            actor, critic = self.gradients.compute(self.version, self.flat, rollout)
+            message = pb.GradientPush(
+                header=header,
+                actor_grads=codec.to_tensors(actor),
+                critic_grads=codec.to_tensors(critic),
+                steps=rollout.steps,
+            )
+        reply = self.stream.send(message)
+        if reply.weights.version:
+            self.take_weights(reply.weights)
+        return reply
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def run_episode(session: Session, lease_id: int, seed: int | None) -> tuple[float, int] | None:
+    """Steps one leased episode, pushing every t_max steps; None if the lease was lost."""
+    env, cfg = session.env, session.cfg
+    obs, _ = env.reset(seed=seed)
+    obs = np.asarray(obs, np.float32).reshape(-1)
+    states, actions, rewards = [], [], []
+    ret, length = 0.0, 0
+    while True:
+        action = session.policy.sample(obs)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        next_obs = np.asarray(next_obs, np.float32).reshape(-1)
+        states.append(obs)
+        actions.append(action)
+        rewards.append(float(reward))
+        ret += float(reward)
+        length += 1
+        obs = next_obs
+        end = bool(terminated or truncated)
+        if len(rewards) == cfg.t_max or end:
+            rollout = Rollout(
+                np.stack(states),
+                np.stack(actions),
+                np.asarray(rewards, np.float32),
+                next_obs,
+                bool(terminated),
+            )
+            reply = session.push(rollout, lease_id, end, ret, length)
+            if not reply.lease_valid:
+                return None
+            states, actions, rewards = [], [], []
+            if end:
+                return ret, length
+
+
+def train(session: Session, stop: threading.Event, first_seed: int | None) -> None:
+    """Leases and trains episodes until the budget is spent (BudgetSpent) or stop is set."""
+    seed = first_seed
+    while not stop.is_set():
+        reply = session.client.start_episode(session.worker_id)
+        if reply.status == pb.StartEpisodeReply.DONE:
+            raise BudgetSpent
+        if reply.status != pb.StartEpisodeReply.GRANTED:
+            continue
+        result = run_episode(session, reply.lease_id, seed)
+        seed = None  # seed the first reset only; later resets continue the env's stream
+        if result is None:
+            log.info("role=worker id=%s lease %d lost; next episode", session.worker_id, reply.lease_id)
+
+
+def run(wcfg: WorkerConfig, stop: threading.Event) -> int:
+    """The whole worker: connect, train, reconnect on transient errors; the exit code."""
+    client = Client(wcfg.server)
+    backoff = Backoff()
+    rng = np.random.default_rng(wcfg.seed)
+    env = None
+    first_seed: int | None = wcfg.seed
+    try:
+        while not stop.is_set():
+            deadline = time.monotonic() + wcfg.connect_timeout
+            try:
+                reply = retry(lambda: client.connect(wcfg.mode, wcfg.name), deadline, backoff, "connect")
+                session = Session(client, wcfg, reply, rng, env)
+                env = session.env
+                log.info("role=worker id=%s connected to %s mode=%s", session.worker_id, wcfg.server, wcfg.mode)
+                try:
+                    session.take_weights(client.pull().weights)
+                    train(session, stop, first_seed)
+                finally:
+                    session.close()
+                first_seed = None
+            except BudgetSpent:
+                log.info("role=worker id=%s budget spent; exiting", session.worker_id)
+                return 0
+            except grpc.RpcError as err:
+                if not is_transient(err) or time.monotonic() > deadline:
+                    log.error("role=worker %s: %s", err.code().name, err.details())
+                    return 1
+                delay = backoff.next_delay()
+                log.info("role=worker lost the server (%s); reconnecting in %.2fs", err.code().name, delay)
+                stop.wait(delay)
+        return 0
+    finally:
+        client.close()
