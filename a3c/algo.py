@@ -72,7 +72,9 @@ def losses(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig):
     advantages = tf.stop_gradient(targets - values)
     mu_raw, std_raw = actor(flat_states)
     mu, std = policy_distribution(mu_raw, std_raw, spec, cfg)
-    log_prob = tf.reshape(gaussian_log_prob(tf.reshape(actions, tf.shape(mu)), mu, std), (-1, t_len))
+    log_prob = tf.reshape(
+        gaussian_log_prob(tf.reshape(actions, tf.shape(mu)), mu, std), (-1, t_len)
+    )
     actor_loss = -tf.reduce_sum(log_prob * advantages * mask)
     critic_loss = tf.reduce_sum(tf.square(targets - values) * mask) / tf.reduce_sum(mask)
     return actor_loss, critic_loss

@@ -35,10 +35,9 @@ def from_tensor(
     if any(d < 0 for d in shape):
         raise CodecError(f"{name}: negative dimension in shape {shape}")
     count = int(np.prod(shape, dtype=np.int64)) if shape else 1
-    if len(tensor.data) != count * WIRE_DTYPE.itemsize:
-        raise CodecError(
-            f"{name}: shape {shape} needs {count * WIRE_DTYPE.itemsize} bytes, got {len(tensor.data)}"
-        )
+    size = count * WIRE_DTYPE.itemsize
+    if len(tensor.data) != size:
+        raise CodecError(f"{name}: shape {shape} needs {size} bytes, got {len(tensor.data)}")
     if expected_shape is not None and (
         len(shape) != len(expected_shape)
         or any(e is not None and e != d for e, d in zip(expected_shape, shape))

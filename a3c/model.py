@@ -1,8 +1,9 @@
-"""The actor and critic: Keras builders (server, gradient workers) and a numpy forward pass (inference).
+"""The actor and critic: Keras builders and a numpy forward pass for inference.
 
-Actor: obs -> Dense relu x len(hidden_sizes) -> (mu_raw: tanh, std_raw: softplus), each [action_dim].
-Critic: obs -> Dense relu x len(hidden_sizes) -> V (linear), [1].
-Weights travel as the Keras models' `weights` lists: per Dense layer, kernel [in, out] then bias [out].
+Actor: obs -> Dense relu x len(hidden_sizes) -> (mu_raw: tanh, std_raw: softplus),
+each [action_dim]. Critic: obs -> Dense relu x len(hidden_sizes) -> V (linear), [1].
+Weights travel as the Keras models' `weights` lists: per Dense layer, kernel [in, out],
+then bias [out].
 """
 
 from __future__ import annotations

@@ -7,7 +7,6 @@ Flags not listed here go to the server (see a3c-server --help): --max-episodes, 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys

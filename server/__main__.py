@@ -74,8 +74,10 @@ def build_grpc_server(servicer, health_servicer, scfg: ServerConfig) -> tuple[gr
 
 
 def set_health(health_servicer, serving: bool) -> None:
-    status = health_pb2.HealthCheckResponse.SERVING if serving else (
-        health_pb2.HealthCheckResponse.NOT_SERVING
+    status = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else (health_pb2.HealthCheckResponse.NOT_SERVING)
     )
     for name in ("", SERVICE):
         health_servicer.set(name, status)
@@ -109,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     set_health(health_servicer, True)
     log.info(
         "role=server listening on %s:%d env=%s budget=%d run_dir=%s",
-        scfg.host, port, tcfg.env_id, tcfg.max_episodes, run_dir,
+        scfg.host,
+        port,
+        tcfg.env_id,
+        tcfg.max_episodes,
+        run_dir,
     )
 
     stop = threading.Event()
@@ -134,8 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     app.close()
     log.info(
         "role=server stopped: %d/%d episodes trained, %d env steps, version %d, %.1fs",
-        app.budget.completed, tcfg.max_episodes, app.runlog.env_steps,
-        app.learner.version, app.runlog.seconds,
+        app.budget.completed,
+        tcfg.max_episodes,
+        app.runlog.env_steps,
+        app.learner.version,
+        app.runlog.seconds,
     )
     return 0
 

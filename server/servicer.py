@@ -134,7 +134,9 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
                 f"base_version {header.base_version} is newer than the server's "
                 f"{self._learner.version}",
             )
-        if header.episode_end and not (header.episode_length >= 1 and np.isfinite(header.episode_return)):
+        if header.episode_end and not (
+            header.episode_length >= 1 and np.isfinite(header.episode_return)
+        ):
             context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "episode_end needs a positive episode_length and a finite episode_return",

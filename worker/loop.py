@@ -127,7 +127,9 @@ def train(session: Session, stop: threading.Event, first_seed: int | None) -> No
         result = run_episode(session, reply.lease_id, seed)
         seed = None  # seed the first reset only; later resets continue the env's stream
         if result is None:
-            log.info("role=worker id=%s lease %d lost; next episode", session.worker_id, reply.lease_id)
+            log.info(
+                "role=worker id=%s lease %d lost; next episode", session.worker_id, reply.lease_id
+            )
 
 
 def run(wcfg: WorkerConfig, stop: threading.Event) -> int:
@@ -141,10 +143,17 @@ def run(wcfg: WorkerConfig, stop: threading.Event) -> int:
         while not stop.is_set():
             deadline = time.monotonic() + wcfg.connect_timeout
             try:
-                reply = retry(lambda: client.connect(wcfg.mode, wcfg.name), deadline, backoff, "connect")
+                reply = retry(
+                    lambda: client.connect(wcfg.mode, wcfg.name), deadline, backoff, "connect"
+                )
                 session = Session(client, wcfg, reply, rng, env)
                 env = session.env
-                log.info("role=worker id=%s connected to %s mode=%s", session.worker_id, wcfg.server, wcfg.mode)
+                log.info(
+                    "role=worker id=%s connected to %s mode=%s",
+                    session.worker_id,
+                    wcfg.server,
+                    wcfg.mode,
+                )
                 try:
                     session.take_weights(client.pull().weights)
                     train(session, stop, first_seed)
@@ -159,7 +168,11 @@ def run(wcfg: WorkerConfig, stop: threading.Event) -> int:
                     log.error("role=worker %s: %s", err.code().name, err.details())
                     return 1
                 delay = backoff.next_delay()
-                log.info("role=worker lost the server (%s); reconnecting in %.2fs", err.code().name, delay)
+                log.info(
+                    "role=worker lost the server (%s); reconnecting in %.2fs",
+                    err.code().name,
+                    delay,
+                )
                 stop.wait(delay)
         return 0
     finally:

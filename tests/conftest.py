@@ -1,0 +1,62 @@
+"""Shared fixtures: an in-process parameter server on a loopback port, real gRPC to it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass
+class LiveServer:
+    app: object
+    server: grpc.Server
+    address: str
+    channel: grpc.Channel
+    stub: object
+
+
+@pytest.fixture
+def live_server_factory(tmp_path: Path) -> Iterator:
+    """Starts App + gRPC server in this process (TensorFlow loads once per test session)."""
+    from grpc_health.v1 import health
+
+    from a3c.config import ServerConfig, TrainConfig
+    from a3c.model import env_spec, make_env
+    from a3c.v1 import a3c_pb2_grpc
+    from server.__main__ import build_grpc_server, set_health
+    from server.app import App
+
+    started: list[LiveServer] = []
+
+    def start(tcfg: TrainConfig | None = None, **server_fields) -> LiveServer:
+        tcfg = tcfg or TrainConfig(max_episodes=10)
+        run_dir = tmp_path / f"run{len(started)}"
+        run_dir.mkdir()
+        scfg = ServerConfig(host="127.0.0.1", port=0, run_dir=str(run_dir), **server_fields)
+        app = App(tcfg, scfg, env_spec(make_env(tcfg.env_id)), run_dir)
+        health_servicer = health.HealthServicer()
+        server, port = build_grpc_server(app.servicer, health_servicer, scfg)
+        server.start()
+        app.learner.start()
+        set_health(health_servicer, True)
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        live = LiveServer(
+            app, server, f"127.0.0.1:{port}", channel, a3c_pb2_grpc.ParameterServerStub(channel)
+        )
+        started.append(live)
+        return live
+
+    yield start
+    for live in started:
+        live.channel.close()
+        live.server.stop(grace=None)
+        live.app.close()

@@ -1,0 +1,186 @@
+"""The parameter server over real gRPC on loopback: both modes agree; bad input changes nothing."""
+
+import grpc
+import numpy as np
+import pytest
+
+from a3c import codec
+from a3c.config import TrainConfig
+from a3c.model import weight_shapes
+from a3c.rollout import Rollout
+from a3c.v1 import a3c_pb2 as pb
+from worker.gradients import LocalGradients
+
+
+def rollout(seed=0, steps=4, terminated=False):
+    rng = np.random.default_rng(seed)
+    return Rollout(
+        rng.normal(size=(steps, 3)).astype(np.float32),
+        rng.uniform(-2, 2, size=(steps, 1)).astype(np.float32),
+        rng.uniform(-16, 0, size=steps).astype(np.float32),
+        rng.normal(size=3).astype(np.float32),
+        terminated,
+    )
+
+
+def connect(live, mode):
+    reply = live.stub.Connect(pb.ConnectRequest(mode=mode, name="test"))
+    lease = live.stub.StartEpisode(pb.StartEpisodeRequest(worker_id=reply.worker_id))
+    assert lease.status == pb.StartEpisodeReply.GRANTED
+    return reply.worker_id, lease.lease_id
+
+
+def header(worker_id, lease_id, seq=1, base_version=0, **kw):
+    return pb.PushHeader(
+        worker_id=worker_id, seq=seq, base_version=base_version, lease_id=lease_id, **kw
+    )
+
+
+def flat_weights(live):
+    weights = live.stub.PullWeights(pb.PullWeightsRequest()).weights
+    arrays = [codec.from_tensor(t) for t in (*weights.actor, *weights.critic)]
+    return weights.version, np.concatenate([a.ravel() for a in arrays])
+
+
+def test_the_two_modes_make_the_same_update(live_server_factory):
+    cfg = TrainConfig(max_episodes=10, seed=3)
+    data_server, grad_server = live_server_factory(cfg), live_server_factory(cfg)
+    v0, w0 = flat_weights(data_server)
+    assert np.array_equal(w0, flat_weights(grad_server)[1]), "same seed, same initial weights"
+    r = rollout(seed=5, steps=3)
+
+    worker_id, lease = connect(data_server, pb.MODE_DATA)
+    push = pb.SamplePush(header=header(worker_id, lease), rollout=codec.rollout_to_proto(r))
+    (data_reply,) = list(data_server.stub.PushSamples(iter([push])))
+
+    spec, _ = data_server.app.servicer._spec, None
+    actor_g, critic_g = LocalGradients(spec, cfg).compute(v0, w0, r)
+    worker_id, lease = connect(grad_server, pb.MODE_GRADIENT)
+    push = pb.GradientPush(
+        header=header(worker_id, lease),
+        actor_grads=codec.to_tensors(actor_g),
+        critic_grads=codec.to_tensors(critic_g),
+        steps=r.steps,
+    )
+    (grad_reply,) = list(grad_server.stub.PushGradients(iter([push])))
+
+    assert data_reply.version == grad_reply.version == 1
+    assert data_reply.lease_valid and grad_reply.lease_valid
+    _, w_data = flat_weights(data_server)
+    _, w_grad = flat_weights(grad_server)
+    assert not np.allclose(w_data, w0), "the update changed the weights"
+    np.testing.assert_allclose(w_data, w_grad, atol=1e-5)
+
+
+def test_pull_weights_unchanged_and_empty_request(live_server_factory):
+    live = live_server_factory()
+    reply = live.stub.PullWeights(pb.PullWeightsRequest())
+    assert not reply.unchanged and len(reply.weights.actor) == 10
+    version = reply.weights.version
+    assert version == 0
+    worker_id, lease = connect(live, pb.MODE_DATA)
+    push = pb.SamplePush(header=header(worker_id, lease), rollout=codec.rollout_to_proto(rollout()))
+    list(live.stub.PushSamples(iter([push])))
+    assert live.stub.PullWeights(pb.PullWeightsRequest(known_version=1)).unchanged
+    assert live.stub.PullWeights(pb.PullWeightsRequest()).weights.version == 1
+
+
+def bad_sample_pushes(worker_id, lease):
+    good = codec.rollout_to_proto(rollout())
+    wrong_shape = pb.Rollout()
+    wrong_shape.CopyFrom(good)
+    wrong_shape.states.CopyFrom(codec.to_tensor(np.zeros((4, 2))))
+    nan = pb.Rollout()
+    nan.CopyFrom(good)
+    nan.rewards.CopyFrom(codec.to_tensor(np.array([0, np.nan, 0, 0])))
+    too_long = codec.rollout_to_proto(rollout(steps=5))
+    garbage = pb.Rollout()
+    garbage.CopyFrom(good)
+    garbage.actions.data = b"\x01\x02\x03"
+    h = header(worker_id, lease)
+    return {
+        "wrong shape": pb.SamplePush(header=h, rollout=wrong_shape),
+        "NaN": pb.SamplePush(header=h, rollout=nan),
+        "too long": pb.SamplePush(header=h, rollout=too_long),
+        "garbage bytes": pb.SamplePush(header=h, rollout=garbage),
+        "empty": pb.SamplePush(header=h),
+        "future version": pb.SamplePush(
+            header=header(worker_id, lease, base_version=99), rollout=good
+        ),
+    }
+
+
+def test_bad_pushes_are_refused_and_change_nothing(live_server_factory):
+    live = live_server_factory()
+    worker_id, lease = connect(live, pb.MODE_DATA)
+    before = flat_weights(live)
+    for what, push in bad_sample_pushes(worker_id, lease).items():
+        with pytest.raises(grpc.RpcError) as err:
+            list(live.stub.PushSamples(iter([push])))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, what
+        assert err.value.details(), what
+
+    spec, cfg = live.app.servicer._spec, TrainConfig()
+    actor_shapes, critic_shapes = weight_shapes(spec, cfg)
+    zeros = [np.zeros(s, np.float32) for s in actor_shapes]
+    bad_grads = {
+        "missing tensor": pb.GradientPush(
+            header=header(worker_id, lease), actor_grads=codec.to_tensors(zeros[:-1]), steps=4
+        ),
+        "Inf": pb.GradientPush(
+            header=header(worker_id, lease),
+            actor_grads=codec.to_tensors([np.full(s, np.inf, np.float32) for s in actor_shapes]),
+            critic_grads=codec.to_tensors([np.zeros(s, np.float32) for s in critic_shapes]),
+            steps=4,
+        ),
+    }
+    for what, push in bad_grads.items():
+        with pytest.raises(grpc.RpcError) as err:
+            list(live.stub.PushGradients(iter([push])))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, what
+
+    after = flat_weights(live)
+    assert after[0] == before[0]
+    np.testing.assert_array_equal(after[1], before[1])
+    assert live.app.runlog.env_steps == 0
+
+    # Still serving: a good push is applied.
+    push = pb.SamplePush(header=header(worker_id, lease), rollout=codec.rollout_to_proto(rollout()))
+    (reply,) = list(live.stub.PushSamples(iter([push])))
+    assert reply.version == 1 and reply.lease_valid
+
+
+def test_unknown_worker_and_mode(live_server_factory):
+    live = live_server_factory()
+    with pytest.raises(grpc.RpcError) as err:
+        live.stub.StartEpisode(pb.StartEpisodeRequest(worker_id="nobody"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.RpcError) as err:
+        live.stub.Connect(pb.ConnectRequest())
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_connect_tells_the_servers_hyperparameters(live_server_factory):
+    cfg = TrainConfig(max_episodes=3, gamma=0.9, t_max=8)
+    live = live_server_factory(cfg)
+    reply = live.stub.Connect(pb.ConnectRequest(mode=pb.MODE_GRADIENT))
+    assert TrainConfig.from_json(reply.config_json) == cfg
+    assert (reply.obs_dim, reply.action_dim) == (3, 1)
+
+
+def test_episode_end_counts_exactly_once_and_budget_closes(live_server_factory):
+    live = live_server_factory(TrainConfig(max_episodes=1))
+    worker_id, lease = connect(live, pb.MODE_DATA)
+    end = header(worker_id, lease, episode_end=True, episode_return=-100.0, episode_length=4)
+    push = pb.SamplePush(header=end, rollout=codec.rollout_to_proto(rollout(terminated=True)))
+    (reply,) = list(live.stub.PushSamples(iter([push])))
+    assert reply.lease_valid
+    # The lease is used up: the same push again is not applied a second time.
+    (again,) = list(live.stub.PushSamples(iter([push])))
+    assert not again.lease_valid and again.version == reply.version
+    done = live.stub.StartEpisode(pb.StartEpisodeRequest(worker_id=worker_id))
+    assert done.status == pb.StartEpisodeReply.DONE
+    assert live.app.budget.completed == 1
+    rows = (live.app.run_dir / "returns.csv").read_text().splitlines()
+    assert rows[0].startswith("episode,worker,return,length,version")
+    assert len(rows) == 2 and rows[1].startswith("1,test,-100.000,4,1")
