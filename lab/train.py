@@ -49,7 +49,14 @@ def main(argv: list[str] | None = None) -> int:
          "--server", f"127.0.0.1:{port}", "--mode", args.mode, "--seed", str(args.seed),
          "--connect-timeout", "30"]
     )  # fmt: skip
-    signal.signal(signal.SIGTERM, lambda *_: stop_all([server, workers]))
+
+    def forward_sigterm(*_):
+        # Only signal here: waiting inside a handler can deadlock with server.wait() below.
+        for proc in (server, workers):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward_sigterm)
     code = server.wait()
     try:
         workers.wait(timeout=30)

@@ -1,0 +1,152 @@
+"""Real processes end to end: server, worker launcher and workers, over loopback gRPC."""
+
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def rows(run_dir):
+    with open(run_dir / "returns.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def assert_weights_load(run_dir, env_id="Pendulum-v1"):
+    from a3c.config import TrainConfig
+    from a3c.model import build_actor, build_critic, env_spec, make_env
+
+    cfg = TrainConfig(env_id=env_id)
+    spec = env_spec(make_env(env_id))
+    actor, critic = build_actor(spec, cfg), build_critic(spec, cfg)
+    before = actor.get_weights()[0].copy()
+    actor.load_weights(run_dir / "actor.weights.h5")
+    critic.load_weights(run_dir / "critic.weights.h5")
+    assert not np.array_equal(before, actor.get_weights()[0])
+
+
+def test_make_train_data_mode_trains_exactly_the_budget(tmp_path):
+    run_dir = tmp_path / "data"
+    done = subprocess.run(
+        ["make", "train", "N=2", "MODE=data", "EPISODES=6", f"RUN_DIR={run_dir}"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = rows(run_dir)
+    assert [int(r["episode"]) for r in table] == [1, 2, 3, 4, 5, 6]
+    assert {r["length"] for r in table} == {"200"}
+    # Not one step more than the budget's 6 episodes of 200 steps.
+    assert int(table[-1]["env_steps"]) == 1200
+    # One update per push: 50 pushes of 4 steps per episode.
+    assert int(table[-1]["version"]) == 300
+    assert len({r["worker"] for r in table}) == 2
+    assert_weights_load(run_dir)
+    assert "budget spent" in done.stdout
+
+
+def test_gradient_workers_started_first_wait_for_the_server(tmp_path):
+    port = free_port()
+    run_dir = tmp_path / "gradient"
+    workers = subprocess.Popen(
+        [sys.executable, "-m", "worker.launcher", "-n", "2", "--server", f"127.0.0.1:{port}",
+         "--mode", "gradient", "--seed", "1", "--connect-timeout", "120"],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    time.sleep(3)
+    assert workers.poll() is None, "workers wait for a server that is not up yet"
+    server = subprocess.run(
+        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--max-episodes", "6", "--run-dir", str(run_dir), "--save-every", "3"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    out, _ = workers.communicate(timeout=60)
+    assert server.returncode == 0, server.stdout[-3000:] + server.stderr[-3000:]
+    assert workers.returncode == 0, out[-3000:]
+    table = rows(run_dir)
+    assert len(table) == 6 and int(table[-1]["env_steps"]) == 1200
+    assert int(table[-1]["version"]) == 300
+    assert out.count("budget spent") == 2
+    assert_weights_load(run_dir)
+
+
+def test_sigterm_stops_the_server_cleanly_mid_run(tmp_path):
+    run_dir = tmp_path / "term"
+    train = subprocess.Popen(
+        [sys.executable, "-m", "lab.train", "-n", "2", "--mode", "data", "--run-dir",
+         str(run_dir), "--max-episodes", "1000"],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if (run_dir / "returns.csv").exists() and len(rows(run_dir)) >= 2:
+            break
+        time.sleep(0.5)
+    else:
+        train.kill()
+        pytest.fail("no episode trained in 120 s")
+    train.send_signal(signal.SIGTERM)
+    out, _ = train.communicate(timeout=60)
+    assert train.returncode == 0, out[-3000:]
+    trained = rows(run_dir)
+    assert 2 <= len(trained) < 1000
+    assert "role=server stopped" in out
+    assert_weights_load(run_dir)
+
+
+@pytest.mark.parametrize(
+    "env_id, needle",
+    [("NoSuchEnv-v9", "cannot be made"), ("CartPole-v1", "Discrete action space")],
+)
+def test_unusable_env_is_refused_in_one_line(tmp_path, env_id, needle):
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "--env-id", env_id, "--run-dir", str(tmp_path)],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert needle in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_other_box_env_trains(tmp_path):
+    run_dir = tmp_path / "car"
+    done = subprocess.run(
+        [sys.executable, "-m", "lab.train", "-n", "2", "--mode", "data", "--run-dir",
+         str(run_dir), "--max-episodes", "2", "--env-id", "MountainCarContinuous-v0",
+         "--reward-shift", "0", "--reward-scale", "1"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert len(rows(run_dir)) == 2
+    assert_weights_load(run_dir, "MountainCarContinuous-v0")
+
+
+@pytest.mark.slow
+def test_it_learns_pendulum(tmp_path):
+    """Data mode, 2 workers, 300 episodes: far above a random policy's ~-1200."""
+    run_dir = tmp_path / "learn"
+    done = subprocess.run(
+        [sys.executable, "-m", "lab.train", "-n", "2", "--mode", "data", "--seed", "0",
+         "--run-dir", str(run_dir), "--max-episodes", "300"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    returns = np.array([float(r["return"]) for r in rows(run_dir)])
+    assert len(returns) == 300
+    first, last = returns[:20].mean(), returns[-20:].mean()
+    assert last > -700, f"mean of the last 20 episodes {last:.0f}"
+    assert last - first > 400, f"first 20 {first:.0f}, last 20 {last:.0f}"
