@@ -1,0 +1,26 @@
+"""The architecture is the direction of imports: data-mode workers need no TensorFlow."""
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+CHECK = """
+import sys
+import worker.__main__, worker.loop, worker.client, worker.launcher
+heavy = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)
+print(",".join(heavy), file=sys.stderr)
+sys.exit(1 if heavy else 0)
+"""
+
+
+def test_data_mode_worker_modules_do_not_import_tensorflow():
+    done = subprocess.run([sys.executable, "-c", CHECK], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, f"worker imports {done.stderr.strip()}"
+
+
+def test_server_and_worker_never_import_each_other():
+    for side, other in (("server", "worker"), ("worker", "server")):
+        for path in (ROOT / side).glob("*.py"):
+            text = path.read_text()
+            assert f"from {other}" not in text and f"import {other}" not in text, path
