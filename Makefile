@@ -11,9 +11,14 @@ MODE ?= gradient
 EPISODES ?= 500
 SEED ?= 0
 ENV ?= Pendulum-v1
+METRICS_PORT ?= 9100
+WORKER_METRICS_PORT ?= 9101
 RUN_DIR ?= runs/$(MODE)-n$(N)-s$(SEED)-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: setup proto train server workers test lint format clean
+PROM_PORT ?= 9090
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup proto train server workers monitor prometheus dashboard test lint format clean
 
 setup: $(STAMP)
 
@@ -29,14 +34,32 @@ proto: $(STAMP)
 
 train: $(STAMP)
 	$(BIN)/a3c-train --workers $(N) --mode $(MODE) --max-episodes $(EPISODES) \
-		--run-dir $(RUN_DIR) --seed $(SEED) --env-id $(ENV)
+		--run-dir $(RUN_DIR) --seed $(SEED) --env-id $(ENV) \
+		--metrics-port $(METRICS_PORT) --worker-metrics-port $(WORKER_METRICS_PORT)
 
 server: $(STAMP)
 	$(BIN)/a3c-server --port $(PORT) --max-episodes $(EPISODES) --run-dir $(RUN_DIR) \
-		--env-id $(ENV) --seed $(SEED)
+		--env-id $(ENV) --seed $(SEED) --metrics-port $(METRICS_PORT)
 
 workers: $(STAMP)
-	$(BIN)/a3c-workers -n $(N) --server $(SERVER) --mode $(MODE) --seed $(SEED)
+	$(BIN)/a3c-workers -n $(N) --server $(SERVER) --mode $(MODE) --seed $(SEED) \
+		--metrics-port $(WORKER_METRICS_PORT)
+
+# Prometheus and promtool from the Debian package, installed when missing.
+prometheus:
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+		$(SUDO) apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends prometheus; }
+
+monitor: prometheus
+	@mkdir -p runs/prometheus
+	@echo "Prometheus at http://127.0.0.1:$(PROM_PORT) scraping make train (server :9100, workers :9101+)."
+	@echo "Grafana: add it as a Prometheus data source, import deploy/grafana/dashboards/a3c.json."
+	prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path=runs/prometheus \
+		--web.listen-address=127.0.0.1:$(PROM_PORT)
+
+dashboard: $(STAMP)
+	$(BIN)/python deploy/grafana/build_dashboard.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -46,7 +69,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+test: lint prometheus
 	$(BIN)/python -m pytest -q
 
 clean:

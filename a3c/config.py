@@ -72,6 +72,8 @@ class ServerConfig:
     """Address to listen on."""
     port: int = 50051
     """gRPC port (0 picks a free one; it is written to RUN_DIR/server.port)."""
+    metrics_port: int = 9100
+    """Port of the Prometheus /metrics endpoint (0: off)."""
     run_dir: str = "runs/latest"
     """Run folder: returns.csv, config.json, *.weights.h5."""
     save_every: int = 50
@@ -102,6 +104,8 @@ class WorkerConfig:
     """Name in logs (default host:pid)."""
     connect_timeout: float = 300.0
     """Give up when the server cannot be reached for this many seconds."""
+    metrics_port: int = 0
+    """Port of this worker's Prometheus /metrics endpoint (0: off)."""
 
 
 def field_docs(cls: type) -> dict[str, str]:

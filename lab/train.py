@@ -31,6 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=("gradient", "data"), default="gradient")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and workers")
     parser.add_argument("--run-dir", default="runs/latest", help="the run folder")
+    parser.add_argument(
+        "--metrics-port", type=int, default=0, help="server's Prometheus port (0: off)"
+    )
+    parser.add_argument(
+        "--worker-metrics-port",
+        type=int,
+        default=0,
+        help="first worker's Prometheus port; worker i gets this + i (0: off)",
+    )
     args, server_args = parser.parse_known_args(argv)
     run_dir = Path(args.run_dir)
     port_file = run_dir / "server.port"
@@ -38,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # children get Ctrl-C themselves
     server = subprocess.Popen(
         [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", "0",
-         "--run-dir", str(run_dir), "--seed", str(args.seed), *server_args]
+         "--run-dir", str(run_dir), "--seed", str(args.seed),
+         "--metrics-port", str(args.metrics_port), *server_args]
     )  # fmt: skip
     port = wait_for_port(port_file, server)
     if port is None:
@@ -47,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     workers = subprocess.Popen(
         [sys.executable, "-m", "worker.launcher", "-n", str(args.workers),
          "--server", f"127.0.0.1:{port}", "--mode", args.mode, "--seed", str(args.seed),
-         "--connect-timeout", "30"]
+         "--connect-timeout", "30", "--metrics-port", str(args.worker_metrics_port)]
     )  # fmt: skip
 
     def forward_sigterm(*_):

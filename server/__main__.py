@@ -14,11 +14,13 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
 
 from a3c import config
 from a3c.config import ServerConfig, TrainConfig
 from a3c.model import EnvSpecError, env_spec, make_env
 from a3c.v1 import a3c_pb2, a3c_pb2_grpc
+from server.metrics import MetricsInterceptor, ServerMetrics
 
 log = logging.getLogger("server")
 SERVICE = a3c_pb2.DESCRIPTOR.services_by_name["ParameterServer"].full_name
@@ -61,8 +63,13 @@ class Progress(threading.Thread):
             print()
 
 
-def build_grpc_server(servicer, health_servicer, scfg: ServerConfig) -> tuple[grpc.Server, int]:
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=scfg.rpc_threads))
+def build_grpc_server(
+    servicer, health_servicer, scfg: ServerConfig, metrics
+) -> tuple[grpc.Server, int]:
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=scfg.rpc_threads),
+        interceptors=[MetricsInterceptor(metrics, SERVICE)],
+    )
     a3c_pb2_grpc.add_ParameterServerServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
@@ -100,11 +107,18 @@ def main(argv: list[str] | None = None) -> int:
 
     health_servicer = health.HealthServicer()
     set_health(health_servicer, False)
-    # TensorFlow loads only now: a bad flag or env id fails in a blink.
+    metrics = ServerMetrics()
+    if scfg.metrics_port:
+        try:
+            start_http_server(scfg.metrics_port, registry=metrics.registry)
+        except OSError as err:
+            print(f"a3c-server: metrics port {scfg.metrics_port}: {err.strerror}", file=sys.stderr)
+            return 2
+    # TensorFlow loads only now: a bad flag, env id or port fails in a blink.
     from server.app import App
 
-    app = App(tcfg, scfg, spec, run_dir)
-    server, port = build_grpc_server(app.servicer, health_servicer, scfg)
+    app = App(tcfg, scfg, spec, run_dir, metrics)
+    server, port = build_grpc_server(app.servicer, health_servicer, scfg, app.metrics)
     server.start()
     (run_dir / "server.port").write_text(f"{port}\n")
     app.learner.start()

@@ -6,12 +6,14 @@ import dataclasses
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from a3c.rollout import Batch
 from server.budget import Budget
+from server.metrics import ServerMetrics
 from server.runlog import RunLog
 
 log = logging.getLogger("server.learner")
@@ -34,6 +36,7 @@ class Push:
     applied: bool = False
     version: int = 0
     error: BaseException | None = None
+    enqueued: float = 0.0
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
 
 
@@ -50,14 +53,22 @@ class Learner:
         budget: Budget,
         runlog: RunLog,
         queue_size: int,
+        metrics: ServerMetrics,
         on_episode: Callable[[int], None] = lambda n: None,
     ):
         self._trainer = trainer
+        self._m = metrics
         self._budget = budget
         self._runlog = runlog
         self._on_episode = on_episode
         self._queue: queue.Queue[Push | None] = queue.Queue(maxsize=queue_size)
         self._snapshot = (0, trainer.flat_weights().numpy())
+        metrics.queue_capacity.set(queue_size)
+        metrics.queue_depth.set_function(self._queue.qsize)
+        self._busy_lock = threading.Lock()
+        self._busy_total = 0.0
+        self._busy_since: float | None = None
+        metrics.busy_source = self.busy_seconds
         self._thread = threading.Thread(target=self._run, name="learner", daemon=True)
 
     @property
@@ -71,11 +82,27 @@ class Learner:
     def queue_depth(self) -> int:
         return self._queue.qsize()
 
+    def busy_seconds(self) -> float:
+        """Seconds spent applying pushes so far, the one in progress included."""
+        with self._busy_lock:
+            since = self._busy_since
+            return self._busy_total + (time.perf_counter() - since if since else 0.0)
+
+    def _set_busy(self, busy: bool) -> None:
+        with self._busy_lock:
+            now = time.perf_counter()
+            if busy:
+                self._busy_since = now
+            elif self._busy_since is not None:
+                self._busy_total += now - self._busy_since
+                self._busy_since = None
+
     def start(self) -> None:
         self._thread.start()
 
     def submit(self, push: Push, timeout: float) -> None:
         """Enqueues push, waiting up to timeout while the queue is full (raises queue.Full)."""
+        push.enqueued = time.perf_counter()
         self._queue.put(push, timeout=timeout)
 
     def stop(self) -> None:
@@ -85,29 +112,45 @@ class Learner:
 
     def _run(self) -> None:
         while (push := self._queue.get()) is not None:
+            self._set_busy(True)
+            mode = "data" if push.batch is not None else "gradient"
+            self._m.queue_wait.labels(mode).observe(time.perf_counter() - push.enqueued)
             try:
-                self._apply(push)
+                self._apply(push, mode)
             except Exception as err:  # noqa: BLE001 - reported to the pushing worker
                 log.exception("role=server learner failed on a push of %s", push.worker_id)
                 push.error = err
             finally:
+                self._set_busy(False)
                 push.done.set()
 
-    def _apply(self, push: Push) -> None:
+    def _apply(self, push: Push, mode: str) -> None:
         if not self._budget.renew(push.lease_id, push.worker_id):
+            self._m.refused.labels("lease_lost").inc()
             push.version = self.version
             return
+        grads = push.grads
         if push.batch is not None:
-            flat = self._trainer.data_step(push.batch)
-        else:
-            flat = self._trainer.gradient_step(*push.grads)
+            start = time.perf_counter()
+            grads = self._trainer.gradients(push.batch)
+            self._m.compute.labels(mode).observe(time.perf_counter() - start)
+        start = time.perf_counter()
+        flat = self._trainer.gradient_step(*grads).numpy()
+        self._m.apply.labels(mode).observe(time.perf_counter() - start)
         version = self.version + 1
-        self._snapshot = (version, flat.numpy())
+        self._snapshot = (version, flat)
         push.applied, push.version = True, version
+        self._m.policy_lag.labels(mode).observe(version - 1 - push.base_version)
+        self._m.updates.labels(mode).inc()
+        self._m.version.set(version)
+        self._m.env_steps.inc(push.steps)
         self._runlog.add_steps(push.steps)
         if push.episode_end:
             episode = self._budget.complete(push.lease_id)
             self._runlog.episode(
                 episode, push.worker_name, push.episode_return, push.episode_length, version
             )
+            self._m.episodes.inc()
+            self._m.episode_return.observe(push.episode_return)
+            self._m.return_mean.set(self._runlog.recent_mean())
             self._on_episode(episode)

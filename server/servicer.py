@@ -17,6 +17,7 @@ from a3c.v1 import a3c_pb2 as pb
 from a3c.v1 import a3c_pb2_grpc as pb_grpc
 from server.budget import Budget, Grant
 from server.learner import Learner, Push
+from server.metrics import ServerMetrics
 from server.workers import Registry, WorkerInfo
 
 MODES = {pb.MODE_GRADIENT: "gradient", pb.MODE_DATA: "data"}
@@ -57,20 +58,36 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         learner: Learner,
         budget: Budget,
         registry: Registry,
+        metrics: ServerMetrics,
         queue_timeout: float = 30.0,
         episode_wait: float = 2.0,
     ):
         self._cfg, self._spec = cfg, spec
         self._learner, self._budget, self._registry = learner, budget, registry
+        self._m = metrics
         self._shapes = weight_shapes(spec, cfg)
         self._weights = WeightCache(learner, self._shapes)
         self._queue_timeout = queue_timeout
         self._episode_wait = episode_wait
 
+    def _refuse(self, context, code: grpc.StatusCode, reason: str, message: str):
+        """Counts a refused push by reason and ends the call with code and message."""
+        self._m.refused.labels(reason).inc()
+        context.abort(code, message)
+
     def _worker(self, worker_id: str, context: grpc.ServicerContext) -> WorkerInfo:
         info = self._registry.get(worker_id)
         if info is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"unknown worker id {worker_id!r}; Connect")
+        return info
+
+    def _known_pusher(self, worker_id: str, context) -> WorkerInfo:
+        info = self._registry.get(worker_id)
+        if info is None:
+            self._refuse(
+                context, grpc.StatusCode.NOT_FOUND, "unknown_worker",
+                f"unknown worker id {worker_id!r}; Connect",
+            )  # fmt: skip
         return info
 
     def Connect(self, request, context):
@@ -98,13 +115,13 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
 
     def PushSamples(self, request_iterator, context):
         for message in request_iterator:
-            info = self._worker(message.header.worker_id, context)
+            info = self._known_pusher(message.header.worker_id, context)
             try:
                 rollout = codec.rollout_from_proto(
                     message.rollout, self._spec.obs_dim, self._spec.action_dim, self._cfg.t_max
                 )
             except codec.CodecError as err:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+                self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "invalid_tensor", str(err))
             push = self._push(info, message.header, rollout.steps, context)
             push.batch = pad([rollout], self._cfg.t_max)
             yield self._apply(push, message.header.seq, context)
@@ -112,15 +129,17 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
     def PushGradients(self, request_iterator, context):
         actor_shapes, critic_shapes = self._shapes
         for message in request_iterator:
-            info = self._worker(message.header.worker_id, context)
+            info = self._known_pusher(message.header.worker_id, context)
             try:
                 actor = codec.from_tensors(message.actor_grads, actor_shapes, "actor_grads")
                 critic = codec.from_tensors(message.critic_grads, critic_shapes, "critic_grads")
             except codec.CodecError as err:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+                self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "invalid_tensor", str(err))
             if not 1 <= message.steps <= self._cfg.t_max:
-                context.abort(
+                self._refuse(
+                    context,
                     grpc.StatusCode.INVALID_ARGUMENT,
+                    "bad_steps",
                     f"steps is {message.steps}; expected 1..{self._cfg.t_max} (t_max)",
                 )
             push = self._push(info, message.header, message.steps, context)
@@ -129,16 +148,20 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
 
     def _push(self, info: WorkerInfo, header, steps: int, context) -> Push:
         if header.base_version > self._learner.version:
-            context.abort(
+            self._refuse(
+                context,
                 grpc.StatusCode.INVALID_ARGUMENT,
+                "future_version",
                 f"base_version {header.base_version} is newer than the server's "
                 f"{self._learner.version}",
             )
         if header.episode_end and not (
             header.episode_length >= 1 and np.isfinite(header.episode_return)
         ):
-            context.abort(
+            self._refuse(
+                context,
                 grpc.StatusCode.INVALID_ARGUMENT,
+                "bad_episode",
                 "episode_end needs a positive episode_length and a finite episode_return",
             )
         return Push(
@@ -156,7 +179,10 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         try:
             self._learner.submit(push, self._queue_timeout)
         except queue.Full:
-            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "learner queue full; back off")
+            self._refuse(
+                context, grpc.StatusCode.RESOURCE_EXHAUSTED, "queue_full",
+                "learner queue full; back off",
+            )  # fmt: skip
         while not push.done.wait(0.5):
             if not context.is_active():
                 context.abort(grpc.StatusCode.CANCELLED, "call ended before the push was applied")

@@ -31,9 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     from worker.loop import run
+    from worker.metrics import WorkerMetrics
 
+    metrics = WorkerMetrics()
+    if wcfg.metrics_port:
+        from prometheus_client import start_http_server
+
+        try:
+            start_http_server(wcfg.metrics_port, registry=metrics.registry)
+        except OSError as err:  # metrics are optional for a worker: train anyway
+            logging.warning("role=worker no metrics on port %d: %s", wcfg.metrics_port, err)
     try:
-        return run(wcfg, stop)
+        return run(wcfg, stop, metrics)
     except EnvSpecError as err:
         print(f"a3c-worker: {err}", file=sys.stderr)
         return 2

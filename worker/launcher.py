@@ -14,13 +14,14 @@ from a3c.config import WorkerConfig
 
 
 def worker_command(wcfg: WorkerConfig, index: int) -> list[str]:
-    """The command line of worker `index` (seed wcfg.seed + index)."""
+    """The command line of worker `index`: seed and metrics port are wcfg's plus index."""
     return [
         sys.executable, "-m", "worker",
         "--server", wcfg.server,
         "--mode", wcfg.mode,
         "--seed", str(wcfg.seed + index),
         "--connect-timeout", str(wcfg.connect_timeout),
+        "--metrics-port", str(wcfg.metrics_port + index if wcfg.metrics_port else 0),
     ]  # fmt: skip
 
 

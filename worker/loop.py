@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from time import perf_counter
 
 import grpc
 import numpy as np
@@ -15,6 +16,7 @@ from a3c.model import NumpyPolicy, env_spec, make_env, weight_shapes
 from a3c.rollout import Rollout
 from a3c.v1 import a3c_pb2 as pb
 from worker.client import Backoff, Client, PushStream, is_transient, retry
+from worker.metrics import WorkerMetrics
 
 log = logging.getLogger("worker")
 
@@ -26,8 +28,16 @@ class BudgetSpent(Exception):
 class Session:
     """One connection's worth of state: worker id, config, env, policy and push stream."""
 
-    def __init__(self, client: Client, wcfg: WorkerConfig, reply: pb.ConnectReply, rng, env=None):
-        self.client, self.wcfg = client, wcfg
+    def __init__(
+        self,
+        client: Client,
+        wcfg: WorkerConfig,
+        reply: pb.ConnectReply,
+        rng: np.random.Generator,
+        metrics: WorkerMetrics,
+        env=None,
+    ):
+        self.client, self.wcfg, self.metrics = client, wcfg, metrics
         self.worker_id = reply.worker_id
         self.cfg = TrainConfig.from_json(reply.config_json)
         self.env = env if env is not None else make_env(self.cfg.env_id)
@@ -65,6 +75,7 @@ class Session:
         if self.gradients is None:
             message = pb.SamplePush(header=header, rollout=codec.rollout_to_proto(rollout))
         else:
+            start = perf_counter()
             actor, critic = self.gradients.compute(self.version, self.flat, rollout)
             message = pb.GradientPush(
                 header=header,
@@ -72,9 +83,12 @@ class Session:
                 critic_grads=codec.to_tensors(critic),
                 steps=rollout.steps,
             )
+            self.metrics.seconds.labels("gradients").inc(perf_counter() - start)
+        start = perf_counter()
         reply = self.stream.send(message)
         if reply.weights.version:
             self.take_weights(reply.weights)
+        self.metrics.seconds.labels("rpc").inc(perf_counter() - start)
         return reply
 
     def close(self) -> None:
@@ -88,9 +102,15 @@ def run_episode(session: Session, lease_id: int, seed: int | None) -> tuple[floa
     obs = np.asarray(obs, np.float32).reshape(-1)
     states, actions, rewards = [], [], []
     ret, length = 0.0, 0
+    env_seconds = inference_seconds = 0.0
+    m = session.metrics
     while True:
+        t0 = perf_counter()
         action = session.policy.sample(obs)
+        t1 = perf_counter()
         next_obs, reward, terminated, truncated, _ = env.step(action)
+        inference_seconds += t1 - t0
+        env_seconds += perf_counter() - t1
         next_obs = np.asarray(next_obs, np.float32).reshape(-1)
         states.append(obs)
         actions.append(action)
@@ -100,6 +120,10 @@ def run_episode(session: Session, lease_id: int, seed: int | None) -> tuple[floa
         obs = next_obs
         end = bool(terminated or truncated)
         if len(rewards) == cfg.t_max or end:
+            m.env_steps.inc(len(rewards))
+            m.seconds.labels("env").inc(env_seconds)
+            m.seconds.labels("inference").inc(inference_seconds)
+            env_seconds = inference_seconds = 0.0
             rollout = Rollout(
                 np.stack(states),
                 np.stack(actions),
@@ -112,6 +136,7 @@ def run_episode(session: Session, lease_id: int, seed: int | None) -> tuple[floa
                 return None
             states, actions, rewards = [], [], []
             if end:
+                m.episodes.inc()
                 return ret, length
 
 
@@ -119,7 +144,9 @@ def train(session: Session, stop: threading.Event, first_seed: int | None) -> No
     """Leases and trains episodes until the budget is spent (BudgetSpent) or stop is set."""
     seed = first_seed
     while not stop.is_set():
+        start = perf_counter()
         reply = session.client.start_episode(session.worker_id)
+        session.metrics.seconds.labels("rpc").inc(perf_counter() - start)
         if reply.status == pb.StartEpisodeReply.DONE:
             raise BudgetSpent
         if reply.status != pb.StartEpisodeReply.GRANTED:
@@ -132,7 +159,7 @@ def train(session: Session, stop: threading.Event, first_seed: int | None) -> No
             )
 
 
-def run(wcfg: WorkerConfig, stop: threading.Event) -> int:
+def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> int:
     """The whole worker: connect, train, reconnect on transient errors; the exit code."""
     client = Client(wcfg.server)
     backoff = Backoff()
@@ -146,7 +173,7 @@ def run(wcfg: WorkerConfig, stop: threading.Event) -> int:
                 reply = retry(
                     lambda: client.connect(wcfg.mode, wcfg.name), deadline, backoff, "connect"
                 )
-                session = Session(client, wcfg, reply, rng, env)
+                session = Session(client, wcfg, reply, rng, metrics, env)
                 env = session.env
                 log.info(
                     "role=worker id=%s connected to %s mode=%s",
@@ -164,6 +191,7 @@ def run(wcfg: WorkerConfig, stop: threading.Event) -> int:
                 log.info("role=worker id=%s budget spent; exiting", session.worker_id)
                 return 0
             except grpc.RpcError as err:
+                metrics.rpc_errors.labels(err.code().name).inc()
                 if not is_transient(err) or time.monotonic() > deadline:
                     log.error("role=worker %s: %s", err.code().name, err.details())
                     return 1

@@ -43,7 +43,8 @@ def assert_weights_load(run_dir, env_id="Pendulum-v1"):
 def test_make_train_data_mode_trains_exactly_the_budget(tmp_path):
     run_dir = tmp_path / "data"
     done = subprocess.run(
-        ["make", "train", "N=2", "MODE=data", "EPISODES=6", f"RUN_DIR={run_dir}"],
+        ["make", "train", "N=2", "MODE=data", "EPISODES=6", f"RUN_DIR={run_dir}",
+         "METRICS_PORT=0", "WORKER_METRICS_PORT=0"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -71,7 +72,8 @@ def test_gradient_workers_started_first_wait_for_the_server(tmp_path):
     assert workers.poll() is None, "workers wait for a server that is not up yet"
     server = subprocess.run(
         [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--max-episodes", "6", "--run-dir", str(run_dir), "--save-every", "3"],
+         "--max-episodes", "6", "--run-dir", str(run_dir), "--save-every", "3",
+         "--metrics-port", "0"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     out, _ = workers.communicate(timeout=60)

@@ -1,0 +1,219 @@
+"""Every Prometheus metric of the parameter server, and the gRPC interceptor that feeds RPC metrics.
+
+Names follow Prometheus conventions: `a3c_server_` prefix, base units, `_total` on
+counters. No label names a worker: pods churn, and Prometheus adds `pod` itself.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+LEARNER_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5)
+LAG_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256)
+REFUSE_REASONS = (
+    "invalid_tensor", "bad_steps", "future_version", "bad_episode",
+    "unknown_worker", "queue_full", "lease_lost",
+)  # fmt: skip
+RETURN_BUCKETS = (-1600, -1400, -1200, -1000, -800, -600, -400, -300, -200, -150, -100, 0)
+
+
+class ServerMetrics:
+    """The server's metrics in one registry (a fresh one per server, so tests can read it)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.rpc_requests = Counter(
+            "a3c_server_rpc_requests_total",
+            "RPCs answered, by method and status code; each push on a stream counts once.",
+            ["method", "code"], registry=r,
+        )  # fmt: skip
+        self.rpc_duration = Histogram(
+            "a3c_server_rpc_duration_seconds",
+            "Unary calls: the whole call; push streams: one push, received to answered.",
+            ["method"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.rpc_received = Counter(
+            "a3c_server_rpc_received_bytes_total", "Request message bytes received.",
+            ["method"], registry=r,
+        )  # fmt: skip
+        self.rpc_sent = Counter(
+            "a3c_server_rpc_sent_bytes_total", "Response message bytes sent.",
+            ["method"], registry=r,
+        )  # fmt: skip
+        self.queue_depth = Gauge(
+            "a3c_server_learner_queue_depth", "Pushes waiting for the learner.", registry=r
+        )
+        self.queue_capacity = Gauge(
+            "a3c_server_learner_queue_capacity", "Bound of the learner queue.", registry=r
+        )
+        self.queue_wait = Histogram(
+            "a3c_server_learner_queue_wait_seconds",
+            "Time a push waits in the learner queue.",
+            ["mode"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.compute = Histogram(
+            "a3c_server_learner_compute_seconds",
+            "Time the learner spends computing gradients from samples (data mode).",
+            ["mode"], buckets=LEARNER_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.apply = Histogram(
+            "a3c_server_learner_apply_seconds",
+            "Time the learner spends applying gradients (clip + Adam).",
+            ["mode"], buckets=LEARNER_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.busy_source: Callable[[], float] = lambda: 0.0
+        r.register(_BusyCollector(self))
+        self.updates = Counter(
+            "a3c_server_updates_total", "Updates applied to the global networks.",
+            ["mode"], registry=r,
+        )  # fmt: skip
+        self.refused = Counter(
+            "a3c_server_pushes_refused_total", "Pushes not applied, by reason.",
+            ["reason"], registry=r,
+        )  # fmt: skip
+        self.policy_lag = Histogram(
+            "a3c_server_policy_lag_versions",
+            "Versions between a push's base version and the version it was applied to.",
+            ["mode"], buckets=LAG_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.version = Gauge(
+            "a3c_server_weights_version", "Version of the global weights.", registry=r
+        )
+        self.env_steps = Counter(
+            "a3c_server_env_steps_total", "Env steps trained (applied pushes).", registry=r
+        )
+        self.episodes = Counter(
+            "a3c_server_episodes_total", "Episodes trained (counted against the budget).",
+            registry=r,
+        )  # fmt: skip
+        self.budget = Gauge("a3c_server_episode_budget", "Episodes to train in all.", registry=r)
+        self.episode_return = Histogram(
+            "a3c_server_episode_return", "Raw return of trained episodes.",
+            buckets=RETURN_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.return_mean = Gauge(
+            "a3c_server_episode_return_mean20", "Mean return of the last 20 episodes.", registry=r
+        )
+        self.workers = Gauge(
+            "a3c_server_workers_connected", "Workers seen lately and not yet told to stop.",
+            registry=r,
+        )  # fmt: skip
+        self.checkpoints = Counter(
+            "a3c_server_checkpoints_total", "Weight checkpoints written.", registry=r
+        )
+        for mode in ("gradient", "data"):
+            for metric in (self.queue_wait, self.apply, self.updates, self.policy_lag):
+                metric.labels(mode)
+        self.compute.labels("data")
+        for reason in REFUSE_REASONS:  # zeros from the start: rate() has a series to read
+            self.refused.labels(reason)
+
+
+class _BusyCollector:
+    """The learner's busy seconds, including the push in progress at scrape time.
+
+    Counting a push only when it ends would credit a whole long push to one scrape
+    interval, and rate() could read above 1.
+    """
+
+    def __init__(self, metrics: ServerMetrics):
+        self._metrics = metrics
+
+    def collect(self):
+        family = CounterMetricFamily(
+            "a3c_server_learner_busy_seconds",
+            "Seconds the learner thread spent on pushes; rate() is its utilisation 0..1.",
+        )
+        family.add_metric([], self._metrics.busy_source())
+        yield family
+
+
+def _method_name(handler_call_details) -> str:
+    return handler_call_details.method.rsplit("/", 1)[-1]
+
+
+class MetricsInterceptor(grpc.ServerInterceptor):
+    """Counts requests, status codes, latency and bytes of every RPC of the A3C service."""
+
+    def __init__(self, metrics: ServerMetrics, service: str):
+        self._m = metrics
+        self._prefix = f"/{service}/"
+
+    def intercept_service(self, continuation, handler_call_details):
+        handler = continuation(handler_call_details)
+        if handler is None or not handler_call_details.method.startswith(self._prefix):
+            return handler
+        method = _method_name(handler_call_details)
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream:
+            return grpc.stream_stream_rpc_method_handler(
+                self._stream(method, handler.stream_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _finish(self, method: str, context, start: float, ok: bool) -> None:
+        code = "OK" if ok else _code_name(context)
+        self._m.rpc_requests.labels(method, code).inc()
+        self._m.rpc_duration.labels(method).observe(time.perf_counter() - start)
+
+    def _unary(self, method: str, behavior: Callable):
+        def wrapped(request, context):
+            start = time.perf_counter()
+            self._m.rpc_received.labels(method).inc(request.ByteSize())
+            try:
+                response = behavior(request, context)
+            except BaseException:
+                self._finish(method, context, start, ok=False)
+                raise
+            self._m.rpc_sent.labels(method).inc(response.ByteSize())
+            self._finish(method, context, start, ok=True)
+            return response
+
+        return wrapped
+
+    def _stream(self, method: str, behavior: Callable):
+        def wrapped(request_iterator, context):
+            start = [time.perf_counter()]
+
+            def requests():
+                for request in request_iterator:
+                    start[0] = time.perf_counter()
+                    self._m.rpc_received.labels(method).inc(request.ByteSize())
+                    yield request
+
+            try:
+                for response in behavior(requests(), context):
+                    self._m.rpc_sent.labels(method).inc(response.ByteSize())
+                    self._finish(method, context, start[0], ok=True)
+                    yield response
+            except GeneratorExit:  # the worker closed its stream: no push is pending
+                raise
+            except BaseException:
+                self._finish(method, context, start[0], ok=False)
+                raise
+
+        return wrapped
+
+
+def _code_name(context) -> str:
+    try:
+        code = context.code()
+    except (AttributeError, NotImplementedError):
+        code = None
+    if isinstance(code, grpc.StatusCode):
+        return code.name
+    return "CANCELLED" if not context.is_active() else "UNKNOWN"
