@@ -41,10 +41,12 @@ def live_server_factory(tmp_path: Path) -> Iterator:
         tcfg = tcfg or TrainConfig(max_episodes=10)
         run_dir = tmp_path / f"run{len(started)}"
         run_dir.mkdir()
-        scfg = ServerConfig(host="127.0.0.1", port=0, run_dir=str(run_dir), **server_fields)
+        scfg = ServerConfig(
+            host="127.0.0.1", port=0, metrics_port=0, run_dir=str(run_dir), **server_fields
+        )
         app = App(tcfg, scfg, env_spec(make_env(tcfg.env_id)), run_dir)
         health_servicer = health.HealthServicer()
-        server, port = build_grpc_server(app.servicer, health_servicer, scfg)
+        server, port = build_grpc_server(app.servicer, health_servicer, scfg, app.metrics)
         server.start()
         app.learner.start()
         set_health(health_servicer, True)
