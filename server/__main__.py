@@ -24,6 +24,14 @@ from server.metrics import MetricsInterceptor, ServerMetrics
 
 log = logging.getLogger("server")
 SERVICE = a3c_pb2.DESCRIPTOR.services_by_name["ParameterServer"].full_name
+# Workers ping every few seconds to notice a dead link while a push waits for its reply.
+KEEPALIVE_OPTIONS = [
+    ("grpc.keepalive_time_ms", 10000),  # and the server notices workers that vanished
+    ("grpc.keepalive_timeout_ms", 5000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_recv_ping_interval_without_data_ms", 1000),
+    ("grpc.http2.max_ping_strikes", 0),
+]
 
 
 class Progress(threading.Thread):
@@ -69,6 +77,7 @@ def build_grpc_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=scfg.rpc_threads),
         interceptors=[MetricsInterceptor(metrics, SERVICE)],
+        options=KEEPALIVE_OPTIONS,
     )
     a3c_pb2_grpc.add_ParameterServerServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -93,7 +93,11 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
     def Connect(self, request, context):
         if request.mode not in MODES:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "mode must be GRADIENT or DATA")
-        info = self._registry.add(request.name, MODES[request.mode])
+        if len(request.worker_id) > 128:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "worker_id longer than 128 characters")
+        # A worker connecting again starts a new episode: its old lease goes back.
+        self._budget.release_worker(request.worker_id)
+        info = self._registry.add(request.name, MODES[request.mode], request.worker_id)
         return pb.ConnectReply(
             worker_id=info.worker_id,
             config_json=self._cfg.to_json(),
@@ -107,6 +111,11 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         if grant is Grant.DONE:
             self._registry.mark_done(request.worker_id)
         return pb.StartEpisodeReply(status=GRANTS[grant], lease_id=lease_id)
+
+    def Leave(self, request, context):
+        self._budget.release_worker(request.worker_id)
+        self._registry.remove(request.worker_id)
+        return pb.LeaveReply()
 
     def PullWeights(self, request, context):
         if request.known_version and request.known_version == self._learner.version:

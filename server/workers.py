@@ -25,12 +25,17 @@ class Registry:
         self._workers: dict[str, WorkerInfo] = {}
         self._ids = itertools.count(1)
 
-    def add(self, name: str, mode: str) -> WorkerInfo:
+    def add(self, name: str, mode: str, worker_id: str = "") -> WorkerInfo:
+        """Registers a worker under its own id (kept across reconnects) or a new one."""
         with self._lock:
-            worker_id = f"w{next(self._ids)}"
+            worker_id = worker_id or f"w{next(self._ids)}"
             info = WorkerInfo(worker_id, name or worker_id, mode, time.monotonic())
             self._workers[worker_id] = info
             return info
+
+    def remove(self, worker_id: str) -> None:
+        with self._lock:
+            self._workers.pop(worker_id, None)
 
     def get(self, worker_id: str) -> WorkerInfo | None:
         with self._lock:

@@ -29,6 +29,13 @@ TRANSIENT = frozenset(
     }
 )
 MODES = {"gradient": pb.MODE_GRADIENT, "data": pb.MODE_DATA}
+# A push stream waits on the server with no deadline; pings find a dead link within ~10 s.
+KEEPALIVE_OPTIONS = [
+    ("grpc.keepalive_time_ms", 5000),
+    ("grpc.keepalive_timeout_ms", 5000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+]
 
 
 def is_transient(err: grpc.RpcError) -> bool:
@@ -87,17 +94,24 @@ class Client:
     """The parameter server as the worker sees it."""
 
     def __init__(self, address: str, call_timeout: float = 30.0):
-        self._channel = grpc.insecure_channel(address)
+        self._channel = grpc.insecure_channel(address, options=KEEPALIVE_OPTIONS)
         self._stub = pb_grpc.ParameterServerStub(self._channel)
         self._timeout = call_timeout
 
-    def connect(self, mode: str, name: str) -> pb.ConnectReply:
-        request = pb.ConnectRequest(mode=MODES[mode], name=name)
+    def connect(self, mode: str, name: str, worker_id: str) -> pb.ConnectReply:
+        request = pb.ConnectRequest(mode=MODES[mode], name=name, worker_id=worker_id)
         return self._stub.Connect(request, timeout=self._timeout, wait_for_ready=True)
 
     def start_episode(self, worker_id: str) -> pb.StartEpisodeReply:
         request = pb.StartEpisodeRequest(worker_id=worker_id)
         return self._stub.StartEpisode(request, timeout=self._timeout)
+
+    def leave(self, worker_id: str) -> None:
+        """Gives back this worker's lease; best effort, the server may be gone."""
+        try:
+            self._stub.Leave(pb.LeaveRequest(worker_id=worker_id), timeout=2.0)
+        except grpc.RpcError as err:
+            log.info("role=worker id=%s leave failed: %s", worker_id, err.code().name)
 
     def pull(self, known_version: int = 0) -> pb.PullWeightsReply:
         request = pb.PullWeightsRequest(known_version=known_version)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from time import perf_counter
 
 import grpc
@@ -95,8 +96,11 @@ class Session:
         self.stream.close()
 
 
-def run_episode(session: Session, lease_id: int, seed: int | None) -> tuple[float, int] | None:
-    """Steps one leased episode, pushing every t_max steps; None if the lease was lost."""
+def run_episode(
+    session: Session, lease_id: int, seed: int | None, stop: threading.Event
+) -> tuple[float, int] | None:
+    """Steps one leased episode, pushing every t_max steps; None if the lease was lost or
+    stop was set (checked after each push)."""
     env, cfg = session.env, session.cfg
     obs, _ = env.reset(seed=seed)
     obs = np.asarray(obs, np.float32).reshape(-1)
@@ -132,7 +136,7 @@ def run_episode(session: Session, lease_id: int, seed: int | None) -> tuple[floa
                 bool(terminated),
             )
             reply = session.push(rollout, lease_id, end, ret, length)
-            if not reply.lease_valid:
+            if not reply.lease_valid or stop.is_set():
                 return None
             states, actions, rewards = [], [], []
             if end:
@@ -151,9 +155,9 @@ def train(session: Session, stop: threading.Event, first_seed: int | None) -> No
             raise BudgetSpent
         if reply.status != pb.StartEpisodeReply.GRANTED:
             continue
-        result = run_episode(session, reply.lease_id, seed)
+        result = run_episode(session, reply.lease_id, seed, stop)
         seed = None  # seed the first reset only; later resets continue the env's stream
-        if result is None:
+        if result is None and not stop.is_set():
             log.info(
                 "role=worker id=%s lease %d lost; next episode", session.worker_id, reply.lease_id
             )
@@ -162,17 +166,23 @@ def train(session: Session, stop: threading.Event, first_seed: int | None) -> No
 def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> int:
     """The whole worker: connect, train, reconnect on transient errors; the exit code."""
     client = Client(wcfg.server)
+    worker_id = uuid.uuid4().hex[:12]
     backoff = Backoff()
     rng = np.random.default_rng(wcfg.seed)
     env = None
     first_seed: int | None = wcfg.seed
+    failing_since: float | None = None  # start of the current run of failures
     try:
         while not stop.is_set():
-            deadline = time.monotonic() + wcfg.connect_timeout
+            deadline = (failing_since or time.monotonic()) + wcfg.connect_timeout
             try:
                 reply = retry(
-                    lambda: client.connect(wcfg.mode, wcfg.name), deadline, backoff, "connect"
+                    lambda: client.connect(wcfg.mode, wcfg.name, worker_id),
+                    deadline,
+                    backoff,
+                    "connect",
                 )
+                failing_since = None
                 session = Session(client, wcfg, reply, rng, metrics, env)
                 env = session.env
                 log.info(
@@ -186,12 +196,16 @@ def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> in
                     train(session, stop, first_seed)
                 finally:
                     session.close()
+                if stop.is_set():
+                    client.leave(worker_id)
+                    log.info("role=worker id=%s stopped by signal", worker_id)
                 first_seed = None
             except BudgetSpent:
                 log.info("role=worker id=%s budget spent; exiting", session.worker_id)
                 return 0
             except grpc.RpcError as err:
                 metrics.rpc_errors.labels(err.code().name).inc()
+                failing_since = failing_since or time.monotonic()
                 if not is_transient(err) or time.monotonic() > deadline:
                     log.error("role=worker %s: %s", err.code().name, err.details())
                     return 1

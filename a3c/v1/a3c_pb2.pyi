@@ -35,12 +35,14 @@ class WeightSet(_message.Message):
     def __init__(self, version: _Optional[int] = ..., actor: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., critic: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("mode", "name")
+    __slots__ = ("mode", "name", "worker_id")
     MODE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     mode: Mode
     name: str
-    def __init__(self, mode: _Optional[_Union[Mode, str]] = ..., name: _Optional[str] = ...) -> None: ...
+    worker_id: str
+    def __init__(self, mode: _Optional[_Union[Mode, str]] = ..., name: _Optional[str] = ..., worker_id: _Optional[str] = ...) -> None: ...
 
 class ConnectReply(_message.Message):
     __slots__ = ("worker_id", "config_json", "obs_dim", "action_dim")
@@ -77,6 +79,16 @@ class StartEpisodeReply(_message.Message):
     status: StartEpisodeReply.Status
     lease_id: int
     def __init__(self, status: _Optional[_Union[StartEpisodeReply.Status, str]] = ..., lease_id: _Optional[int] = ...) -> None: ...
+
+class LeaveRequest(_message.Message):
+    __slots__ = ("worker_id",)
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+
+class LeaveReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class PullWeightsRequest(_message.Message):
     __slots__ = ("known_version",)

