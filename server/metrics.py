@@ -17,7 +17,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5,
 LEARNER_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5)
 LAG_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256)
 REFUSE_REASONS = (
-    "invalid_tensor", "bad_steps", "future_version", "bad_episode",
+    "invalid_tensor", "bad_steps", "future_version", "bad_episode", "bad_seq",
     "unknown_worker", "queue_full", "lease_lost",
 )  # fmt: skip
 RETURN_BUCKETS = (-1600, -1400, -1200, -1000, -800, -600, -400, -300, -200, -150, -100, 0)
@@ -78,6 +78,11 @@ class ServerMetrics:
             "a3c_server_pushes_refused_total", "Pushes not applied, by reason.",
             ["reason"], registry=r,
         )  # fmt: skip
+        self.resent = Counter(
+            "a3c_server_pushes_resent_total",
+            "Pushes received again after a lost reply: answered, not applied again.",
+            registry=r,
+        )
         self.policy_lag = Histogram(
             "a3c_server_policy_lag_versions",
             "Versions between a push's base version and the version it was applied to.",

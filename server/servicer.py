@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import uuid
 
 import grpc
 import numpy as np
@@ -69,6 +70,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         self._weights = WeightCache(learner, self._shapes)
         self._queue_timeout = queue_timeout
         self._episode_wait = episode_wait
+        self._incarnation = uuid.uuid4().hex
 
     def _refuse(self, context, code: grpc.StatusCode, reason: str, message: str):
         """Counts a refused push by reason and ends the call with code and message."""
@@ -95,14 +97,13 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "mode must be GRADIENT or DATA")
         if len(request.worker_id) > 128:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "worker_id longer than 128 characters")
-        # A worker connecting again starts a new episode: its old lease goes back.
-        self._budget.release_worker(request.worker_id)
         info = self._registry.add(request.name, MODES[request.mode], request.worker_id)
         return pb.ConnectReply(
             worker_id=info.worker_id,
             config_json=self._cfg.to_json(),
             obs_dim=self._spec.obs_dim,
             action_dim=self._spec.action_dim,
+            incarnation=self._incarnation,
         )
 
     def StartEpisode(self, request, context):
@@ -133,7 +134,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
                 self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "invalid_tensor", str(err))
             push = self._push(info, message.header, rollout.steps, context)
             push.batch = pad([rollout], self._cfg.t_max)
-            yield self._apply(push, message.header.seq, context)
+            yield self._apply(info, push, message.header.seq, context)
 
     def PushGradients(self, request_iterator, context):
         actor_shapes, critic_shapes = self._shapes
@@ -153,7 +154,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
                 )
             push = self._push(info, message.header, message.steps, context)
             push.grads = (actor, critic)
-            yield self._apply(push, message.header.seq, context)
+            yield self._apply(info, push, message.header.seq, context)
 
     def _push(self, info: WorkerInfo, header, steps: int, context) -> Push:
         if header.base_version > self._learner.version:
@@ -184,14 +185,27 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
             episode_length=header.episode_length,
         )
 
-    def _apply(self, push: Push, seq: int, context) -> pb.PushReply:
-        try:
-            self._learner.submit(push, self._queue_timeout)
-        except queue.Full:
-            self._refuse(
-                context, grpc.StatusCode.RESOURCE_EXHAUSTED, "queue_full",
-                "learner queue full; back off",
-            )  # fmt: skip
+    def _apply(self, info: WorkerInfo, push: Push, seq: int, context) -> pb.PushReply:
+        if seq < 1:
+            self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "bad_seq", "seq must be >= 1")
+        new, earlier = self._registry.claim_seq(info, seq, push)
+        if not new:
+            if earlier is None:
+                self._refuse(
+                    context, grpc.StatusCode.INVALID_ARGUMENT, "bad_seq",
+                    f"seq {seq} is older than this worker's last push {info.last_seq}",
+                )  # fmt: skip
+            self._m.resent.inc()
+            push = earlier  # answered as the first time; applied once
+        else:
+            try:
+                self._learner.submit(push, self._queue_timeout)
+            except queue.Full:
+                self._registry.forget_seq(info, seq)
+                self._refuse(
+                    context, grpc.StatusCode.RESOURCE_EXHAUSTED, "queue_full",
+                    "learner queue full; back off",
+                )  # fmt: skip
         while not push.done.wait(0.5):
             if not context.is_active():
                 context.abort(grpc.StatusCode.CANCELLED, "call ended before the push was applied")

@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import threading
 import time
+from typing import Any
 
 
 @dataclasses.dataclass
@@ -15,6 +16,8 @@ class WorkerInfo:
     mode: str
     last_seen: float
     told_done: bool = False
+    last_seq: int = 0
+    last_push: Any = None  # the server.learner.Push of last_seq, for resent pushes
 
 
 class Registry:
@@ -26,12 +29,34 @@ class Registry:
         self._ids = itertools.count(1)
 
     def add(self, name: str, mode: str, worker_id: str = "") -> WorkerInfo:
-        """Registers a worker under its own id (kept across reconnects) or a new one."""
+        """Registers a worker under its own id, kept across reconnects (what the server
+        knows of a known id, such as its last push, is kept), or under a new id."""
         with self._lock:
+            known = self._workers.get(worker_id) if worker_id else None
+            if known is not None:
+                known.name, known.mode = name or worker_id, mode
+                known.last_seen, known.told_done = time.monotonic(), False
+                return known
             worker_id = worker_id or f"w{next(self._ids)}"
             info = WorkerInfo(worker_id, name or worker_id, mode, time.monotonic())
             self._workers[worker_id] = info
             return info
+
+    def claim_seq(self, info: WorkerInfo, seq: int, push: Any) -> tuple[bool, Any]:
+        """(True, None) when seq is new for the worker (push becomes its last push);
+        (False, the earlier push) when seq was seen: the earlier push if seq is the
+        last one, else None."""
+        with self._lock:
+            if seq > info.last_seq:
+                info.last_seq, info.last_push = seq, push
+                return True, None
+            return False, info.last_push if seq == info.last_seq else None
+
+    def forget_seq(self, info: WorkerInfo, seq: int) -> None:
+        """Undoes claim_seq for a push that was refused before it was queued."""
+        with self._lock:
+            if info.last_seq == seq:
+                info.last_seq, info.last_push = seq - 1, None
 
     def remove(self, worker_id: str) -> None:
         with self._lock:

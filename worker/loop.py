@@ -26,6 +26,18 @@ class BudgetSpent(Exception):
     """The server says every episode of the budget is trained."""
 
 
+class ServerRestarted(Exception):
+    """A reconnect found a new server process: pushes of the old one are void."""
+
+
+class Identity:
+    """What outlives a connection: the worker's id and the seq of its last push."""
+
+    def __init__(self) -> None:
+        self.worker_id = uuid.uuid4().hex[:12]
+        self.seq = 0
+
+
 class Session:
     """One connection's worth of state: worker id, config, env, policy and push stream."""
 
@@ -33,13 +45,16 @@ class Session:
         self,
         client: Client,
         wcfg: WorkerConfig,
+        identity: Identity,
         reply: pb.ConnectReply,
         rng: np.random.Generator,
         metrics: WorkerMetrics,
         env=None,
     ):
         self.client, self.wcfg, self.metrics = client, wcfg, metrics
+        self.identity = identity
         self.worker_id = reply.worker_id
+        self.incarnation = reply.incarnation
         self.cfg = TrainConfig.from_json(reply.config_json)
         self.env = env if env is not None else make_env(self.cfg.env_id)
         self.spec = env_spec(self.env, self.cfg.env_id)
@@ -53,7 +68,7 @@ class Session:
 
             self.gradients = LocalGradients(self.spec, self.cfg)
         self.stream: PushStream = client.push_stream(wcfg.mode)
-        self.seq = 0
+        self.backoff = Backoff()
 
     def take_weights(self, message: pb.WeightSet) -> None:
         version, actor, critic = codec.weights_from_proto(message, *self.shapes)
@@ -63,10 +78,10 @@ class Session:
             self.flat = np.concatenate([w.ravel() for w in (*actor, *critic)])
 
     def push(self, rollout: Rollout, lease_id: int, end: bool, ret: float, length: int):
-        self.seq += 1
+        self.identity.seq += 1
         header = pb.PushHeader(
             worker_id=self.worker_id,
-            seq=self.seq,
+            seq=self.identity.seq,
             base_version=self.version,
             lease_id=lease_id,
             episode_end=end,
@@ -86,11 +101,42 @@ class Session:
             )
             self.metrics.seconds.labels("gradients").inc(perf_counter() - start)
         start = perf_counter()
-        reply = self.stream.send(message)
+        reply = self._send(message)
         if reply.weights.version:
             self.take_weights(reply.weights)
         self.metrics.seconds.labels("rpc").inc(perf_counter() - start)
         return reply
+
+    def _send(self, message) -> pb.PushReply:
+        """Sends a push and waits for its reply; on a transient failure reconnects and
+        sends the same push again (same seq: the server applies it at most once)."""
+        deadline: float | None = None
+        while True:
+            try:
+                reply = self.stream.send(message)
+                self.backoff.reset()
+                return reply
+            except grpc.RpcError as err:
+                if not is_transient(err):
+                    raise
+                self.metrics.rpc_errors.labels(err.code().name).inc()
+                deadline = deadline or time.monotonic() + self.wcfg.connect_timeout
+                if time.monotonic() > deadline:
+                    raise
+                self.stream.close()
+                delay = self.backoff.next_delay()
+                log.info(
+                    "role=worker id=%s push failed (%s); resending in %.2fs",
+                    self.worker_id, err.code().name, delay,
+                )  # fmt: skip
+                time.sleep(delay)
+                reply = retry(
+                    lambda: self.client.connect(self.wcfg.mode, self.wcfg.name, self.worker_id),
+                    deadline, self.backoff, "reconnect",
+                )  # fmt: skip
+                if reply.incarnation != self.incarnation:
+                    raise ServerRestarted from err
+                self.stream = self.client.push_stream(self.wcfg.mode)
 
     def close(self) -> None:
         self.stream.close()
@@ -166,7 +212,8 @@ def train(session: Session, stop: threading.Event, first_seed: int | None) -> No
 def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> int:
     """The whole worker: connect, train, reconnect on transient errors; the exit code."""
     client = Client(wcfg.server)
-    worker_id = uuid.uuid4().hex[:12]
+    identity = Identity()
+    worker_id = identity.worker_id
     backoff = Backoff()
     rng = np.random.default_rng(wcfg.seed)
     env = None
@@ -183,7 +230,7 @@ def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> in
                     "connect",
                 )
                 failing_since = None
-                session = Session(client, wcfg, reply, rng, metrics, env)
+                session = Session(client, wcfg, identity, reply, rng, metrics, env)
                 env = session.env
                 log.info(
                     "role=worker id=%s connected to %s mode=%s",
@@ -203,6 +250,8 @@ def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> in
             except BudgetSpent:
                 log.info("role=worker id=%s budget spent; exiting", session.worker_id)
                 return 0
+            except ServerRestarted:
+                log.info("role=worker id=%s the server restarted; starting over", worker_id)
             except grpc.RpcError as err:
                 metrics.rpc_errors.labels(err.code().name).inc()
                 failing_since = failing_since or time.monotonic()

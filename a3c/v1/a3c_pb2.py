@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x61\x33\x63/v1/a3c.proto\x12\x06\x61\x33\x63.v1\"%\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"[\n\tWeightSet\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x1d\n\x05\x61\x63tor\x18\x02 \x03(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1e\n\x06\x63ritic\x18\x03 \x03(\x0b\x32\x0e.a3c.v1.Tensor\"M\n\x0e\x43onnectRequest\x12\x1a\n\x04mode\x18\x01 \x01(\x0e\x32\x0c.a3c.v1.Mode\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\"[\n\x0c\x43onnectReply\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x02 \x01(\t\x12\x0f\n\x07obs_dim\x18\x03 \x01(\x05\x12\x12\n\naction_dim\x18\x04 \x01(\x05\"(\n\x13StartEpisodeRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x9a\x01\n\x11StartEpisodeReply\x12\x30\n\x06status\x18\x01 \x01(\x0e\x32 .a3c.v1.StartEpisodeReply.Status\x12\x10\n\x08lease_id\x18\x02 \x01(\x03\"A\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07GRANTED\x10\x01\x12\x08\n\x04WAIT\x10\x02\x12\x08\n\x04\x44ONE\x10\x03\"!\n\x0cLeaveRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x0c\n\nLeaveReply\"+\n\x12PullWeightsRequest\x12\x15\n\rknown_version\x18\x01 \x01(\x03\"I\n\x10PullWeightsReply\x12\x11\n\tunchanged\x18\x01 \x01(\x08\x12\"\n\x07weights\x18\x02 \x01(\x0b\x32\x11.a3c.v1.WeightSet\"\x99\x01\n\nPushHeader\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x14\n\x0c\x62\x61se_version\x18\x03 \x01(\x03\x12\x10\n\x08lease_id\x18\x04 \x01(\x03\x12\x13\n\x0b\x65pisode_end\x18\x05 \x01(\x08\x12\x16\n\x0e\x65pisode_return\x18\x06 \x01(\x01\x12\x16\n\x0e\x65pisode_length\x18\x07 \x01(\x05\"\xa3\x01\n\x07Rollout\x12\x1e\n\x06states\x18\x01 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1f\n\x07\x61\x63tions\x18\x02 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1f\n\x07rewards\x18\x03 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\"\n\nnext_state\x18\x04 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x12\n\nterminated\x18\x05 \x01(\x08\"R\n\nSamplePush\x12\"\n\x06header\x18\x01 \x01(\x0b\x32\x12.a3c.v1.PushHeader\x12 \n\x07rollout\x18\x02 \x01(\x0b\x32\x0f.a3c.v1.Rollout\"\x8c\x01\n\x0cGradientPush\x12\"\n\x06header\x18\x01 \x01(\x0b\x32\x12.a3c.v1.PushHeader\x12#\n\x0b\x61\x63tor_grads\x18\x02 \x03(\x0b\x32\x0e.a3c.v1.Tensor\x12$\n\x0c\x63ritic_grads\x18\x03 \x03(\x0b\x32\x0e.a3c.v1.Tensor\x12\r\n\x05steps\x18\x04 \x01(\x05\"b\n\tPushReply\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x13\n\x0blease_valid\x18\x03 \x01(\x08\x12\"\n\x07weights\x18\x04 \x01(\x0b\x32\x11.a3c.v1.WeightSet*>\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x11\n\rMODE_GRADIENT\x10\x01\x12\r\n\tMODE_DATA\x10\x02\x32\x82\x03\n\x0fParameterServer\x12\x37\n\x07\x43onnect\x12\x16.a3c.v1.ConnectRequest\x1a\x14.a3c.v1.ConnectReply\x12\x46\n\x0cStartEpisode\x12\x1b.a3c.v1.StartEpisodeRequest\x1a\x19.a3c.v1.StartEpisodeReply\x12\x43\n\x0bPullWeights\x12\x1a.a3c.v1.PullWeightsRequest\x1a\x18.a3c.v1.PullWeightsReply\x12\x31\n\x05Leave\x12\x14.a3c.v1.LeaveRequest\x1a\x12.a3c.v1.LeaveReply\x12<\n\rPushGradients\x12\x14.a3c.v1.GradientPush\x1a\x11.a3c.v1.PushReply(\x01\x30\x01\x12\x38\n\x0bPushSamples\x12\x12.a3c.v1.SamplePush\x1a\x11.a3c.v1.PushReply(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x61\x33\x63/v1/a3c.proto\x12\x06\x61\x33\x63.v1\"%\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"[\n\tWeightSet\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x1d\n\x05\x61\x63tor\x18\x02 \x03(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1e\n\x06\x63ritic\x18\x03 \x03(\x0b\x32\x0e.a3c.v1.Tensor\"M\n\x0e\x43onnectRequest\x12\x1a\n\x04mode\x18\x01 \x01(\x0e\x32\x0c.a3c.v1.Mode\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\"p\n\x0c\x43onnectReply\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x02 \x01(\t\x12\x0f\n\x07obs_dim\x18\x03 \x01(\x05\x12\x12\n\naction_dim\x18\x04 \x01(\x05\x12\x13\n\x0bincarnation\x18\x05 \x01(\t\"(\n\x13StartEpisodeRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x9a\x01\n\x11StartEpisodeReply\x12\x30\n\x06status\x18\x01 \x01(\x0e\x32 .a3c.v1.StartEpisodeReply.Status\x12\x10\n\x08lease_id\x18\x02 \x01(\x03\"A\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07GRANTED\x10\x01\x12\x08\n\x04WAIT\x10\x02\x12\x08\n\x04\x44ONE\x10\x03\"!\n\x0cLeaveRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x0c\n\nLeaveReply\"+\n\x12PullWeightsRequest\x12\x15\n\rknown_version\x18\x01 \x01(\x03\"I\n\x10PullWeightsReply\x12\x11\n\tunchanged\x18\x01 \x01(\x08\x12\"\n\x07weights\x18\x02 \x01(\x0b\x32\x11.a3c.v1.WeightSet\"\x99\x01\n\nPushHeader\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x14\n\x0c\x62\x61se_version\x18\x03 \x01(\x03\x12\x10\n\x08lease_id\x18\x04 \x01(\x03\x12\x13\n\x0b\x65pisode_end\x18\x05 \x01(\x08\x12\x16\n\x0e\x65pisode_return\x18\x06 \x01(\x01\x12\x16\n\x0e\x65pisode_length\x18\x07 \x01(\x05\"\xa3\x01\n\x07Rollout\x12\x1e\n\x06states\x18\x01 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1f\n\x07\x61\x63tions\x18\x02 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1f\n\x07rewards\x18\x03 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\"\n\nnext_state\x18\x04 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x12\n\nterminated\x18\x05 \x01(\x08\"R\n\nSamplePush\x12\"\n\x06header\x18\x01 \x01(\x0b\x32\x12.a3c.v1.PushHeader\x12 \n\x07rollout\x18\x02 \x01(\x0b\x32\x0f.a3c.v1.Rollout\"\x8c\x01\n\x0cGradientPush\x12\"\n\x06header\x18\x01 \x01(\x0b\x32\x12.a3c.v1.PushHeader\x12#\n\x0b\x61\x63tor_grads\x18\x02 \x03(\x0b\x32\x0e.a3c.v1.Tensor\x12$\n\x0c\x63ritic_grads\x18\x03 \x03(\x0b\x32\x0e.a3c.v1.Tensor\x12\r\n\x05steps\x18\x04 \x01(\x05\"b\n\tPushReply\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x13\n\x0blease_valid\x18\x03 \x01(\x08\x12\"\n\x07weights\x18\x04 \x01(\x0b\x32\x11.a3c.v1.WeightSet*>\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x11\n\rMODE_GRADIENT\x10\x01\x12\r\n\tMODE_DATA\x10\x02\x32\x82\x03\n\x0fParameterServer\x12\x37\n\x07\x43onnect\x12\x16.a3c.v1.ConnectRequest\x1a\x14.a3c.v1.ConnectReply\x12\x46\n\x0cStartEpisode\x12\x1b.a3c.v1.StartEpisodeRequest\x1a\x19.a3c.v1.StartEpisodeReply\x12\x43\n\x0bPullWeights\x12\x1a.a3c.v1.PullWeightsRequest\x1a\x18.a3c.v1.PullWeightsReply\x12\x31\n\x05Leave\x12\x14.a3c.v1.LeaveRequest\x1a\x12.a3c.v1.LeaveReply\x12<\n\rPushGradients\x12\x14.a3c.v1.GradientPush\x1a\x11.a3c.v1.PushReply(\x01\x30\x01\x12\x38\n\x0bPushSamples\x12\x12.a3c.v1.SamplePush\x1a\x11.a3c.v1.PushReply(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'a3c.v1.a3c_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODE']._serialized_start=1349
-  _globals['_MODE']._serialized_end=1411
+  _globals['_MODE']._serialized_start=1370
+  _globals['_MODE']._serialized_end=1432
   _globals['_TENSOR']._serialized_start=28
   _globals['_TENSOR']._serialized_end=65
   _globals['_WEIGHTSET']._serialized_start=67
@@ -40,31 +40,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CONNECTREQUEST']._serialized_start=160
   _globals['_CONNECTREQUEST']._serialized_end=237
   _globals['_CONNECTREPLY']._serialized_start=239
-  _globals['_CONNECTREPLY']._serialized_end=330
-  _globals['_STARTEPISODEREQUEST']._serialized_start=332
-  _globals['_STARTEPISODEREQUEST']._serialized_end=372
-  _globals['_STARTEPISODEREPLY']._serialized_start=375
-  _globals['_STARTEPISODEREPLY']._serialized_end=529
-  _globals['_STARTEPISODEREPLY_STATUS']._serialized_start=464
-  _globals['_STARTEPISODEREPLY_STATUS']._serialized_end=529
-  _globals['_LEAVEREQUEST']._serialized_start=531
-  _globals['_LEAVEREQUEST']._serialized_end=564
-  _globals['_LEAVEREPLY']._serialized_start=566
-  _globals['_LEAVEREPLY']._serialized_end=578
-  _globals['_PULLWEIGHTSREQUEST']._serialized_start=580
-  _globals['_PULLWEIGHTSREQUEST']._serialized_end=623
-  _globals['_PULLWEIGHTSREPLY']._serialized_start=625
-  _globals['_PULLWEIGHTSREPLY']._serialized_end=698
-  _globals['_PUSHHEADER']._serialized_start=701
-  _globals['_PUSHHEADER']._serialized_end=854
-  _globals['_ROLLOUT']._serialized_start=857
-  _globals['_ROLLOUT']._serialized_end=1020
-  _globals['_SAMPLEPUSH']._serialized_start=1022
-  _globals['_SAMPLEPUSH']._serialized_end=1104
-  _globals['_GRADIENTPUSH']._serialized_start=1107
-  _globals['_GRADIENTPUSH']._serialized_end=1247
-  _globals['_PUSHREPLY']._serialized_start=1249
-  _globals['_PUSHREPLY']._serialized_end=1347
-  _globals['_PARAMETERSERVER']._serialized_start=1414
-  _globals['_PARAMETERSERVER']._serialized_end=1800
+  _globals['_CONNECTREPLY']._serialized_end=351
+  _globals['_STARTEPISODEREQUEST']._serialized_start=353
+  _globals['_STARTEPISODEREQUEST']._serialized_end=393
+  _globals['_STARTEPISODEREPLY']._serialized_start=396
+  _globals['_STARTEPISODEREPLY']._serialized_end=550
+  _globals['_STARTEPISODEREPLY_STATUS']._serialized_start=485
+  _globals['_STARTEPISODEREPLY_STATUS']._serialized_end=550
+  _globals['_LEAVEREQUEST']._serialized_start=552
+  _globals['_LEAVEREQUEST']._serialized_end=585
+  _globals['_LEAVEREPLY']._serialized_start=587
+  _globals['_LEAVEREPLY']._serialized_end=599
+  _globals['_PULLWEIGHTSREQUEST']._serialized_start=601
+  _globals['_PULLWEIGHTSREQUEST']._serialized_end=644
+  _globals['_PULLWEIGHTSREPLY']._serialized_start=646
+  _globals['_PULLWEIGHTSREPLY']._serialized_end=719
+  _globals['_PUSHHEADER']._serialized_start=722
+  _globals['_PUSHHEADER']._serialized_end=875
+  _globals['_ROLLOUT']._serialized_start=878
+  _globals['_ROLLOUT']._serialized_end=1041
+  _globals['_SAMPLEPUSH']._serialized_start=1043
+  _globals['_SAMPLEPUSH']._serialized_end=1125
+  _globals['_GRADIENTPUSH']._serialized_start=1128
+  _globals['_GRADIENTPUSH']._serialized_end=1268
+  _globals['_PUSHREPLY']._serialized_start=1270
+  _globals['_PUSHREPLY']._serialized_end=1368
+  _globals['_PARAMETERSERVER']._serialized_start=1435
+  _globals['_PARAMETERSERVER']._serialized_end=1821
 # @@protoc_insertion_point(module_scope)

@@ -45,16 +45,18 @@ class ConnectRequest(_message.Message):
     def __init__(self, mode: _Optional[_Union[Mode, str]] = ..., name: _Optional[str] = ..., worker_id: _Optional[str] = ...) -> None: ...
 
 class ConnectReply(_message.Message):
-    __slots__ = ("worker_id", "config_json", "obs_dim", "action_dim")
+    __slots__ = ("worker_id", "config_json", "obs_dim", "action_dim", "incarnation")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     CONFIG_JSON_FIELD_NUMBER: _ClassVar[int]
     OBS_DIM_FIELD_NUMBER: _ClassVar[int]
     ACTION_DIM_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     config_json: str
     obs_dim: int
     action_dim: int
-    def __init__(self, worker_id: _Optional[str] = ..., config_json: _Optional[str] = ..., obs_dim: _Optional[int] = ..., action_dim: _Optional[int] = ...) -> None: ...
+    incarnation: str
+    def __init__(self, worker_id: _Optional[str] = ..., config_json: _Optional[str] = ..., obs_dim: _Optional[int] = ..., action_dim: _Optional[int] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class StartEpisodeRequest(_message.Message):
     __slots__ = ("worker_id",)

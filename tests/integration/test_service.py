@@ -175,9 +175,20 @@ def test_episode_end_counts_exactly_once_and_budget_closes(live_server_factory):
     push = pb.SamplePush(header=end, rollout=codec.rollout_to_proto(rollout(terminated=True)))
     (reply,) = list(live.stub.PushSamples(iter([push])))
     assert reply.lease_valid
-    # The lease is used up: the same push again is not applied a second time.
+    # Resent (same seq, as after a lost reply): answered as before, not applied again.
     (again,) = list(live.stub.PushSamples(iter([push])))
-    assert not again.lease_valid and again.version == reply.version
+    assert again.lease_valid and again.version == reply.version == 1
+    assert live.app.metrics.registry.get_sample_value("a3c_server_pushes_resent_total") == 1
+    # A new push under the used-up lease is not applied.
+    push.header.seq = 2
+    (late,) = list(live.stub.PushSamples(iter([push])))
+    assert not late.lease_valid and late.version == 1
+    # An older seq than the last one is refused.
+    push.header.seq = 1
+    with pytest.raises(grpc.RpcError) as err:
+        list(live.stub.PushSamples(iter([push])))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "older" in err.value.details()
     done = live.stub.StartEpisode(pb.StartEpisodeRequest(worker_id=worker_id))
     assert done.status == pb.StartEpisodeReply.DONE
     assert live.app.budget.completed == 1
