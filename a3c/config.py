@@ -75,9 +75,12 @@ class ServerConfig:
     metrics_port: int = 9100
     """Port of the Prometheus /metrics endpoint (0: off)."""
     run_dir: str = "runs/latest"
-    """Run folder: returns.csv, config.json, *.weights.h5."""
-    save_every: int = 50
-    """Save the weights every this many trained episodes (0: only at the end)."""
+    """Run folder: returns.csv, config.json, *.weights.h5, checkpoint.npz; a folder with a
+    checkpoint is resumed."""
+    checkpoint_every: int = 50
+    """Checkpoint every this many trained episodes (0: by time and at the end only)."""
+    checkpoint_seconds: float = 60.0
+    """Also checkpoint at the first episode end this many seconds after the last (0: off)."""
     queue_size: int = 64
     """Bound of the learner queue; a push waits while it is full."""
     lease_timeout: float = 30.0

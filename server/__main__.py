@@ -125,8 +125,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     # TensorFlow loads only now: a bad flag, env id or port fails in a blink.
     from server.app import App
+    from server.checkpoints import CheckpointError
 
-    app = App(tcfg, scfg, spec, run_dir, metrics)
+    try:
+        app = App(tcfg, scfg, spec, run_dir, metrics)
+    except CheckpointError as err:
+        print(f"a3c-server: cannot resume: {err}", file=sys.stderr)
+        return 2
     server, port = build_grpc_server(app.servicer, health_servicer, scfg, app.metrics)
     server.start()
     (run_dir / "server.port").write_text(f"{port}\n")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import time
 from pathlib import Path
 
 import keras
@@ -11,6 +13,7 @@ import keras
 from a3c.algo import Trainer
 from a3c.config import ServerConfig, TrainConfig
 from a3c.model import EnvSpec, build_actor, build_critic
+from server import checkpoints
 from server.budget import Budget
 from server.learner import Learner
 from server.metrics import ServerMetrics
@@ -36,13 +39,33 @@ class App:
         self.run_dir = run_dir
         self.metrics = metrics or ServerMetrics()
         self.trainer = Trainer(build_actor(spec, tcfg), build_critic(spec, tcfg), spec, tcfg)
-        self.budget = Budget(tcfg.max_episodes, scfg.lease_timeout)
+        self._train_config = json.loads(tcfg.to_json())
+        restored = checkpoints.restore(run_dir, self.trainer, self._train_config)
+        start = restored or checkpoints.Counters(0, 0, 0, 0.0, self._train_config)
+        if restored:
+            log.info(
+                "role=server resumed from %s: episode %d, version %d, %d env steps",
+                run_dir / checkpoints.NAME, start.episodes, start.version, start.env_steps,
+            )  # fmt: skip
+        self.budget = Budget(tcfg.max_episodes, scfg.lease_timeout, completed=start.episodes)
         self.registry = Registry()
-        self.runlog = RunLog(run_dir / "returns.csv")
-        self._save_every = scfg.save_every
+        try:
+            self.runlog = RunLog(
+                run_dir / "returns.csv",
+                keep_episodes=start.episodes,
+                env_steps=start.env_steps,
+                seconds=start.seconds,
+            )
+        except ValueError as err:
+            raise checkpoints.CheckpointError(str(err)) from err
+        self._every, self._every_seconds = scfg.checkpoint_every, scfg.checkpoint_seconds
+        self._last_checkpoint = time.monotonic()
         self.learner = Learner(
-            self.trainer, self.budget, self.runlog, scfg.queue_size, self.metrics, self._on_episode
-        )
+            self.trainer, self.budget, self.runlog, scfg.queue_size, self.metrics,
+            self._on_episode, version=start.version,
+        )  # fmt: skip
+        self.metrics.episodes.inc(start.episodes)
+        self.metrics.env_steps.inc(start.env_steps)
         self.servicer = ParameterServer(
             tcfg, spec, self.learner, self.budget, self.registry, self.metrics
         )
@@ -50,15 +73,31 @@ class App:
         self.metrics.workers.set_function(lambda: self.registry.active(scfg.lease_timeout))
 
     def _on_episode(self, episode: int) -> None:
-        if self._save_every and episode % self._save_every == 0:
+        """Runs in the learner thread between pushes, so the state is consistent."""
+        due_by_count = self._every and episode % self._every == 0
+        due_by_time = (
+            self._every_seconds and time.monotonic() - self._last_checkpoint >= self._every_seconds
+        )
+        if due_by_count or due_by_time:
             self.save()
 
     def save(self) -> None:
-        """actor.weights.h5 and critic.weights.h5, each replaced atomically."""
+        """A checkpoint, and actor/critic.weights.h5 for the tools, each replaced atomically.
+
+        Called from the learner thread, or after it stopped."""
         for model, name in ((self.trainer.actor, "actor"), (self.trainer.critic, "critic")):
             tmp = self.run_dir / f".{name}.tmp.weights.h5"
             model.save_weights(tmp)
             os.replace(tmp, self.run_dir / f"{name}.weights.h5")
+        counters = checkpoints.Counters(
+            version=self.learner.version,
+            episodes=self.budget.completed,
+            env_steps=self.runlog.env_steps,
+            seconds=self.runlog.seconds,
+            train_config=self._train_config,
+        )
+        checkpoints.write(self.run_dir, self.trainer, counters)
+        self._last_checkpoint = time.monotonic()
         self.metrics.checkpoints.inc()
 
     def close(self) -> None:

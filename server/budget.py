@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import logging
 import threading
 import time
 from collections.abc import Callable
+
+log = logging.getLogger("server.budget")
 
 
 class Grant(enum.Enum):
@@ -85,6 +88,10 @@ class Budget:
             if now - lease.last_seen > self.lease_timeout:
                 del self._leases[lease_id]
                 self.reissued += 1
+                log.info(
+                    "role=server lease %d of %s given out again after %.1fs without a push",
+                    lease_id, lease.worker_id, now - lease.last_seen,
+                )  # fmt: skip
                 return True
         return False
 

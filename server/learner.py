@@ -55,6 +55,7 @@ class Learner:
         queue_size: int,
         metrics: ServerMetrics,
         on_episode: Callable[[int], None] = lambda n: None,
+        version: int = 0,
     ):
         self._trainer = trainer
         self._m = metrics
@@ -62,7 +63,8 @@ class Learner:
         self._runlog = runlog
         self._on_episode = on_episode
         self._queue: queue.Queue[Push | None] = queue.Queue(maxsize=queue_size)
-        self._snapshot = (0, trainer.flat_weights().numpy())
+        self._snapshot = (version, trainer.flat_weights().numpy())
+        metrics.version.set(version)
         metrics.queue_capacity.set(queue_size)
         metrics.queue_depth.set_function(self._queue.qsize)
         self._busy_lock = threading.Lock()
@@ -140,6 +142,7 @@ class Learner:
         version = self.version + 1
         self._snapshot = (version, flat)
         push.applied, push.version = True, version
+        push.batch = push.grads = None  # a resent push needs the reply, not the payload
         self._m.policy_lag.labels(mode).observe(version - 1 - push.base_version)
         self._m.updates.labels(mode).inc()
         self._m.version.set(version)

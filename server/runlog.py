@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import os
 import threading
 import time
 from pathlib import Path
@@ -14,17 +15,41 @@ HEADER = ("episode", "worker", "return", "length", "version", "env_steps", "seco
 class RunLog:
     """Appends to returns.csv as episodes are trained; keeps what the progress line shows."""
 
-    def __init__(self, path: Path, window: int = 20):
+    def __init__(
+        self,
+        path: Path,
+        window: int = 20,
+        keep_episodes: int = 0,
+        env_steps: int = 0,
+        seconds: float = 0.0,
+    ):
+        """A new returns.csv, or, resuming from a checkpoint, the existing one cut back to
+        its first keep_episodes rows (episodes trained after the checkpoint are redone)."""
         self.path = path
+        kept = self._read_rows(path)[:keep_episodes] if keep_episodes else []
+        if len(kept) != keep_episodes:
+            raise ValueError(f"{path} has {len(kept)} episodes; the checkpoint {keep_episodes}")
         self._file = open(path, "w", newline="")  # noqa: SIM115 - closed in close()
         self._csv = csv.writer(self._file)
         self._csv.writerow(HEADER)
+        self._csv.writerows(kept)
         self._file.flush()
+        os.fsync(self._file.fileno())
         self._lock = threading.Lock()
-        self._start = time.monotonic()
-        self._recent: collections.deque[float] = collections.deque(maxlen=window)
-        self.env_steps = 0
-        self.episodes = 0
+        self._start = time.monotonic() - seconds
+        self._recent: collections.deque[float] = collections.deque(
+            (float(row[2]) for row in kept), maxlen=window
+        )
+        self.env_steps = env_steps
+        self.episodes = keep_episodes
+
+    @staticmethod
+    def _read_rows(path: Path) -> list[list[str]]:
+        if not path.exists():
+            return []
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+        return rows[1:]
 
     @property
     def seconds(self) -> float:

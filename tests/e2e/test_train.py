@@ -72,7 +72,7 @@ def test_gradient_workers_started_first_wait_for_the_server(tmp_path):
     assert workers.poll() is None, "workers wait for a server that is not up yet"
     server = subprocess.run(
         [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--max-episodes", "6", "--run-dir", str(run_dir), "--save-every", "3",
+         "--max-episodes", "6", "--run-dir", str(run_dir), "--checkpoint-every", "3",
          "--metrics-port", "0"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
     )  # fmt: skip

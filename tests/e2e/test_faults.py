@@ -1,0 +1,97 @@
+"""Faults done for real: SIGKILL a worker, SIGKILL the server and start it again."""
+
+import csv
+import signal
+import subprocess
+import sys
+import time
+
+from tests.conftest import ROOT
+from tests.e2e.test_train import ENV, assert_weights_load, free_port
+
+
+def episodes(run_dir) -> list[int]:
+    path = run_dir / "returns.csv"
+    if not path.exists():
+        return []
+    with open(path) as f:
+        return [int(r["episode"]) for r in csv.DictReader(f)]
+
+
+def wait_for_episodes(run_dir, n: int, procs, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while len(episodes(run_dir)) < n:
+        assert time.monotonic() < deadline, f"fewer than {n} episodes in {timeout}s"
+        for p in procs:
+            assert p.poll() is None, f"{p.args} exited early"
+        time.sleep(0.1)
+
+
+def server_cmd(port: int, run_dir, budget: int, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port),
+        "--metrics-port", "0", "--max-episodes", str(budget), "--run-dir", str(run_dir),
+        "--progress", "false", *extra,
+    ]  # fmt: skip
+
+
+def worker_cmd(port: int, seed: int) -> list[str]:
+    return [
+        sys.executable, "-m", "worker", "--server", f"127.0.0.1:{port}", "--mode", "data",
+        "--seed", str(seed), "--connect-timeout", "120",
+    ]  # fmt: skip
+
+
+def popen(cmd):
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def test_sigkill_a_worker_mid_episode(tmp_path):
+    port, run_dir, budget = free_port(), tmp_path / "run", 12
+    server = popen(server_cmd(port, run_dir, budget, "--lease-timeout", "3"))
+    workers = [popen(worker_cmd(port, seed)) for seed in range(3)]
+    try:
+        wait_for_episodes(run_dir, 3, [server, *workers])
+        workers[0].send_signal(signal.SIGKILL)
+        out, _ = server.communicate(timeout=240)
+        assert server.returncode == 0, out[-3000:]
+        for w in workers[1:]:
+            assert w.wait(timeout=60) == 0
+    finally:
+        for p in (server, *workers):
+            if p.poll() is None:
+                p.kill()
+    assert episodes(run_dir) == list(range(1, budget + 1))
+    assert "given out again" in out
+    assert_weights_load(run_dir)
+
+
+def test_sigkill_the_server_and_start_it_again(tmp_path):
+    port, run_dir, budget = free_port(), tmp_path / "run", 16
+    first = popen(server_cmd(port, run_dir, budget, "--checkpoint-every", "2"))
+    workers = popen(
+        [sys.executable, "-m", "worker.launcher", "-n", "2", "--server", f"127.0.0.1:{port}",
+         "--mode", "data", "--connect-timeout", "120"]
+    )  # fmt: skip
+    try:
+        wait_for_episodes(run_dir, 5, [first, workers])
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        trained_before_kill = len(episodes(run_dir))
+        time.sleep(2)  # the workers find the server gone and back off
+        second = popen(server_cmd(port, run_dir, budget, "--checkpoint-every", "2"))
+        out, _ = second.communicate(timeout=240)
+        assert second.returncode == 0, out[-3000:]
+        worker_out, _ = workers.communicate(timeout=60)
+        assert workers.returncode == 0, worker_out[-3000:]
+    finally:
+        for p in (first, workers):
+            if p.poll() is None:
+                p.kill()
+    assert "resumed from" in out
+    assert trained_before_kill >= 5
+    assert episodes(run_dir) == list(range(1, budget + 1))
+    assert worker_out.count("budget spent") == 2
+    assert_weights_load(run_dir)
