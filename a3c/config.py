@@ -87,6 +87,8 @@ class ServerConfig:
     """Seconds without a push after which an episode lease is given to another worker."""
     drain_seconds: float = 10.0
     """Once the budget is spent, how long to wait for workers to be told before exiting."""
+    max_message_bytes: int = 4 * 1024 * 1024
+    """Largest request message the server accepts (gRPC answers RESOURCE_EXHAUSTED above)."""
     rpc_threads: int = 128
     """gRPC handler threads: each worker's push stream holds one while it is open."""
     progress: bool = True

@@ -77,7 +77,7 @@ def build_grpc_server(
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=scfg.rpc_threads),
         interceptors=[MetricsInterceptor(metrics, SERVICE)],
-        options=KEEPALIVE_OPTIONS,
+        options=[*KEEPALIVE_OPTIONS, ("grpc.max_receive_message_length", scfg.max_message_bytes)],
     )
     a3c_pb2_grpc.add_ParameterServerServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -24,9 +24,8 @@ class LiveServer:
     stub: object
 
 
-@pytest.fixture
-def live_server_factory(tmp_path: Path) -> Iterator:
-    """Starts App + gRPC server in this process (TensorFlow loads once per test session)."""
+def start_live_server(run_dir: Path, tcfg=None, **server_fields) -> LiveServer:
+    """App + gRPC server in this process (TensorFlow loads once per test session)."""
     from grpc_health.v1 import health
 
     from a3c.config import ServerConfig, TrainConfig
@@ -35,30 +34,38 @@ def live_server_factory(tmp_path: Path) -> Iterator:
     from server.__main__ import build_grpc_server, set_health
     from server.app import App
 
+    tcfg = tcfg or TrainConfig(max_episodes=10)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    scfg = ServerConfig(
+        host="127.0.0.1", port=0, metrics_port=0, run_dir=str(run_dir), **server_fields
+    )
+    app = App(tcfg, scfg, env_spec(make_env(tcfg.env_id)), run_dir)
+    health_servicer = health.HealthServicer()
+    server, port = build_grpc_server(app.servicer, health_servicer, scfg, app.metrics)
+    server.start()
+    app.learner.start()
+    set_health(health_servicer, True)
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = a3c_pb2_grpc.ParameterServerStub(channel)
+    return LiveServer(app, server, f"127.0.0.1:{port}", channel, stub)
+
+
+def stop_live_server(live: LiveServer) -> None:
+    live.channel.close()
+    live.server.stop(grace=None)
+    live.app.close()
+
+
+@pytest.fixture
+def live_server_factory(tmp_path: Path) -> Iterator:
+    """start(tcfg=None, **server_fields) -> LiveServer; all stopped after the test."""
     started: list[LiveServer] = []
 
-    def start(tcfg: TrainConfig | None = None, **server_fields) -> LiveServer:
-        tcfg = tcfg or TrainConfig(max_episodes=10)
-        run_dir = tmp_path / f"run{len(started)}"
-        run_dir.mkdir()
-        scfg = ServerConfig(
-            host="127.0.0.1", port=0, metrics_port=0, run_dir=str(run_dir), **server_fields
-        )
-        app = App(tcfg, scfg, env_spec(make_env(tcfg.env_id)), run_dir)
-        health_servicer = health.HealthServicer()
-        server, port = build_grpc_server(app.servicer, health_servicer, scfg, app.metrics)
-        server.start()
-        app.learner.start()
-        set_health(health_servicer, True)
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        live = LiveServer(
-            app, server, f"127.0.0.1:{port}", channel, a3c_pb2_grpc.ParameterServerStub(channel)
-        )
+    def start(tcfg=None, **server_fields) -> LiveServer:
+        live = start_live_server(tmp_path / f"run{len(started)}", tcfg, **server_fields)
         started.append(live)
         return live
 
     yield start
     for live in started:
-        live.channel.close()
-        live.server.stop(grace=None)
-        live.app.close()
+        stop_live_server(live)

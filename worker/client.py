@@ -36,6 +36,8 @@ KEEPALIVE_OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
 ]
+# Weight sets of big networks exceed gRPC's default 4 MiB.
+MAX_RECEIVE = ("grpc.max_receive_message_length", 256 * 1024 * 1024)
 
 
 def is_transient(err: grpc.RpcError) -> bool:
@@ -94,7 +96,7 @@ class Client:
     """The parameter server as the worker sees it."""
 
     def __init__(self, address: str, call_timeout: float = 30.0):
-        self._channel = grpc.insecure_channel(address, options=KEEPALIVE_OPTIONS)
+        self._channel = grpc.insecure_channel(address, options=[*KEEPALIVE_OPTIONS, MAX_RECEIVE])
         self._stub = pb_grpc.ParameterServerStub(self._channel)
         self._timeout = call_timeout
 
