@@ -15,6 +15,7 @@ import os
 import textwrap
 import typing
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -74,6 +75,18 @@ class ServerConfig:
     """gRPC port (0 picks a free one; it is written to RUN_DIR/server.port)."""
     metrics_port: int = 9100
     """Port of the Prometheus /metrics endpoint (0: off)."""
+    metrics_host: str = "0.0.0.0"
+    """Address the /metrics endpoint listens on (may differ from the gRPC one)."""
+    tls_cert: str = ""
+    """PEM certificate chain of the server: serve gRPC over TLS (with tls_key)."""
+    tls_key: str = ""
+    """PEM private key of tls_cert."""
+    tls_client_ca: str = ""
+    """PEM CA bundle: require client certificates signed by it (mutual TLS)."""
+    auth_token: str = ""
+    """Shared bearer token every caller must send (health checks excepted); empty: none."""
+    auth_token_file: str = ""
+    """File holding the bearer token (e.g. a mounted Kubernetes Secret)."""
     run_dir: str = "runs/latest"
     """Run folder: returns.csv, config.json, *.weights.h5, checkpoint.npz; a folder with a
     checkpoint is resumed."""
@@ -111,6 +124,25 @@ class WorkerConfig:
     """Give up when the server cannot be reached for this many seconds."""
     metrics_port: int = 0
     """Port of this worker's Prometheus /metrics endpoint (0: off)."""
+    tls_ca: str = ""
+    """PEM CA bundle that signed the server's certificate: connect over TLS."""
+    tls_cert: str = ""
+    """PEM client certificate chain, for servers that require mutual TLS (with tls_key)."""
+    tls_key: str = ""
+    """PEM private key of tls_cert."""
+    tls_server_name: str = ""
+    """Name to verify the server's certificate against, when not the host of `server`."""
+    auth_token: str = ""
+    """Bearer token to send with every call."""
+    auth_token_file: str = ""
+    """File holding the bearer token (e.g. a mounted Kubernetes Secret)."""
+
+
+def read_token(value: str, path: str) -> str:
+    """The bearer token from a value or a file (surrounding whitespace dropped)."""
+    if path:
+        return Path(path).read_text().strip()
+    return value.strip()
 
 
 def field_docs(cls: type) -> dict[str, str]:

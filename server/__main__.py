@@ -21,6 +21,7 @@ from a3c.config import ServerConfig, TrainConfig
 from a3c.model import EnvSpecError, env_spec, make_env
 from a3c.v1 import a3c_pb2, a3c_pb2_grpc
 from server.metrics import MetricsInterceptor, ServerMetrics
+from server.security import TokenInterceptor, server_credentials, server_token
 
 log = logging.getLogger("server")
 SERVICE = a3c_pb2.DESCRIPTOR.services_by_name["ParameterServer"].full_name
@@ -74,16 +75,25 @@ class Progress(threading.Thread):
 def build_grpc_server(
     servicer, health_servicer, scfg: ServerConfig, metrics
 ) -> tuple[grpc.Server, int]:
+    interceptors: list[grpc.ServerInterceptor] = [MetricsInterceptor(metrics, SERVICE)]
+    token = server_token(scfg)
+    if token:
+        interceptors.insert(0, TokenInterceptor(token))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=scfg.rpc_threads),
-        interceptors=[MetricsInterceptor(metrics, SERVICE)],
+        interceptors=interceptors,
         options=[*KEEPALIVE_OPTIONS, ("grpc.max_receive_message_length", scfg.max_message_bytes)],
     )
     a3c_pb2_grpc.add_ParameterServerServicer_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(f"{scfg.host}:{scfg.port}")
+    credentials = server_credentials(scfg)
+    address = f"{scfg.host}:{scfg.port}"
+    if credentials is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, credentials)
     if port == 0:
         raise SystemExit(f"a3c-server: cannot listen on {scfg.host}:{scfg.port}")
     return server, port
@@ -106,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         spec = env_spec(make_env(tcfg.env_id), tcfg.env_id)
-    except EnvSpecError as err:
+        server_credentials(scfg)  # unreadable certificate or token files fail here, in a blink
+        server_token(scfg)
+    except (EnvSpecError, OSError, ValueError) as err:
         print(f"a3c-server: {err}", file=sys.stderr)
         return 2
     run_dir = Path(scfg.run_dir)
@@ -119,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = ServerMetrics()
     if scfg.metrics_port:
         try:
-            start_http_server(scfg.metrics_port, registry=metrics.registry)
+            start_http_server(scfg.metrics_port, scfg.metrics_host, registry=metrics.registry)
         except OSError as err:
             print(f"a3c-server: metrics port {scfg.metrics_port}: {err.strerror}", file=sys.stderr)
             return 2

@@ -7,10 +7,12 @@ import queue
 import random
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import grpc
 
+from a3c.config import WorkerConfig, read_token
 from a3c.v1 import a3c_pb2 as pb
 from a3c.v1 import a3c_pb2_grpc as pb_grpc
 
@@ -92,36 +94,56 @@ class PushStream:
         self._responses.cancel()
 
 
+def make_channel(wcfg: WorkerConfig) -> grpc.Channel:
+    """A plaintext channel, or TLS when a CA is given (with a client certificate: mTLS)."""
+    options = [*KEEPALIVE_OPTIONS, MAX_RECEIVE]
+    if not wcfg.tls_ca:
+        return grpc.insecure_channel(wcfg.server, options=options)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=Path(wcfg.tls_ca).read_bytes(),
+        private_key=Path(wcfg.tls_key).read_bytes() if wcfg.tls_key else None,
+        certificate_chain=Path(wcfg.tls_cert).read_bytes() if wcfg.tls_cert else None,
+    )
+    if wcfg.tls_server_name:
+        options.append(("grpc.ssl_target_name_override", wcfg.tls_server_name))
+    return grpc.secure_channel(wcfg.server, credentials, options=options)
+
+
 class Client:
     """The parameter server as the worker sees it."""
 
-    def __init__(self, address: str, call_timeout: float = 30.0):
-        self._channel = grpc.insecure_channel(address, options=[*KEEPALIVE_OPTIONS, MAX_RECEIVE])
+    def __init__(self, wcfg: WorkerConfig, call_timeout: float = 30.0):
+        self._channel = make_channel(wcfg)
         self._stub = pb_grpc.ParameterServerStub(self._channel)
         self._timeout = call_timeout
+        token = read_token(wcfg.auth_token, wcfg.auth_token_file)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
 
     def connect(self, mode: str, name: str, worker_id: str) -> pb.ConnectReply:
         request = pb.ConnectRequest(mode=MODES[mode], name=name, worker_id=worker_id)
-        return self._stub.Connect(request, timeout=self._timeout, wait_for_ready=True)
+        return self._stub.Connect(
+            request, timeout=self._timeout, wait_for_ready=True, metadata=self._metadata
+        )
 
     def start_episode(self, worker_id: str) -> pb.StartEpisodeReply:
         request = pb.StartEpisodeRequest(worker_id=worker_id)
-        return self._stub.StartEpisode(request, timeout=self._timeout)
+        return self._stub.StartEpisode(request, timeout=self._timeout, metadata=self._metadata)
 
     def leave(self, worker_id: str) -> None:
         """Gives back this worker's lease; best effort, the server may be gone."""
         try:
-            self._stub.Leave(pb.LeaveRequest(worker_id=worker_id), timeout=2.0)
+            request = pb.LeaveRequest(worker_id=worker_id)
+            self._stub.Leave(request, timeout=2.0, metadata=self._metadata)
         except grpc.RpcError as err:
             log.info("role=worker id=%s leave failed: %s", worker_id, err.code().name)
 
     def pull(self, known_version: int = 0) -> pb.PullWeightsReply:
         request = pb.PullWeightsRequest(known_version=known_version)
-        return self._stub.PullWeights(request, timeout=self._timeout)
+        return self._stub.PullWeights(request, timeout=self._timeout, metadata=self._metadata)
 
     def push_stream(self, mode: str) -> PushStream:
         method = self._stub.PushSamples if mode == "data" else self._stub.PushGradients
-        return PushStream(method)
+        return PushStream(lambda requests: method(requests, metadata=self._metadata))
 
     def close(self) -> None:
         self._channel.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import subprocess
@@ -13,16 +14,16 @@ from a3c import config
 from a3c.config import WorkerConfig
 
 
-def worker_command(wcfg: WorkerConfig, index: int) -> list[str]:
-    """The command line of worker `index`: seed and metrics port are wcfg's plus index."""
-    return [
-        sys.executable, "-m", "worker",
-        "--server", wcfg.server,
-        "--mode", wcfg.mode,
-        "--seed", str(wcfg.seed + index),
-        "--connect-timeout", str(wcfg.connect_timeout),
-        "--metrics-port", str(wcfg.metrics_port + index if wcfg.metrics_port else 0),
-    ]  # fmt: skip
+def worker_command(wcfg: WorkerConfig, index: int) -> tuple[list[str], dict[str, str]]:
+    """Command line and environment of worker `index`: wcfg's settings travel as A3C_*
+    variables (a token stays out of `ps`); seed and metrics port are wcfg's plus index."""
+    env = dict(os.environ)
+    for f in dataclasses.fields(WorkerConfig):
+        env["A3C_" + f.name.upper()] = str(getattr(wcfg, f.name))
+    env["A3C_SEED"] = str(wcfg.seed + index)
+    env["A3C_METRICS_PORT"] = str(wcfg.metrics_port + index if wcfg.metrics_port else 0)
+    env["A3C_NAME"] = ""
+    return [sys.executable, "-m", "worker"], env
 
 
 def stop_all(procs: list[subprocess.Popen], grace: float = 10.0) -> None:
@@ -45,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     config.add_arguments(parser, WorkerConfig)
     args = parser.parse_args(argv)
     wcfg = config.resolve(WorkerConfig, args, os.environ)
-    procs = [subprocess.Popen(worker_command(wcfg, i)) for i in range(args.workers)]
+    commands = [worker_command(wcfg, i) for i in range(args.workers)]
+    procs = [subprocess.Popen(cmd, env=env) for cmd, env in commands]
     interrupted = False
 
     def on_signal(*_):

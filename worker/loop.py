@@ -211,7 +211,7 @@ def train(session: Session, stop: threading.Event, first_seed: int | None) -> No
 
 def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> int:
     """The whole worker: connect, train, reconnect on transient errors; the exit code."""
-    client = Client(wcfg.server)
+    client = Client(wcfg)
     identity = Identity()
     worker_id = identity.worker_id
     backoff = Backoff()
