@@ -96,6 +96,8 @@ class ServerConfig:
     """Also checkpoint at the first episode end this many seconds after the last (0: off)."""
     queue_size: int = 64
     """Bound of the learner queue; a push waits while it is full."""
+    queue_timeout: float = 30.0
+    """Seconds a push waits for room in the full queue before RESOURCE_EXHAUSTED."""
     lease_timeout: float = 30.0
     """Seconds without a push after which an episode lease is given to another worker."""
     drain_seconds: float = 10.0

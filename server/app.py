@@ -67,8 +67,9 @@ class App:
         self.metrics.episodes.inc(start.episodes)
         self.metrics.env_steps.inc(start.env_steps)
         self.servicer = ParameterServer(
-            tcfg, spec, self.learner, self.budget, self.registry, self.metrics
-        )
+            tcfg, spec, self.learner, self.budget, self.registry, self.metrics,
+            queue_timeout=scfg.queue_timeout,
+        )  # fmt: skip
         self.metrics.budget.set(tcfg.max_episodes)
         self.metrics.workers.set_function(lambda: self.registry.active(scfg.lease_timeout))
 
