@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import random
@@ -40,6 +41,33 @@ KEEPALIVE_OPTIONS = [
 ]
 # Weight sets of big networks exceed gRPC's default 4 MiB.
 MAX_RECEIVE = ("grpc.max_receive_message_length", 256 * 1024 * 1024)
+# gRPC itself retries the idempotent unary calls while the server is briefly away;
+# pushes are resent by Session._send, whose (worker_id, seq) makes a resend safe.
+SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [
+                    {"service": "a3c.v1.ParameterServer", "method": m}
+                    for m in ("Connect", "PullWeights", "Leave")
+                ],
+                "retryPolicy": {
+                    "maxAttempts": 5,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "2s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+CHANNEL_OPTIONS = [
+    *KEEPALIVE_OPTIONS,
+    MAX_RECEIVE,
+    ("grpc.enable_retries", 1),
+    ("grpc.service_config", SERVICE_CONFIG),
+]
 
 
 def is_transient(err: grpc.RpcError) -> bool:
@@ -96,7 +124,7 @@ class PushStream:
 
 def make_channel(wcfg: WorkerConfig) -> grpc.Channel:
     """A plaintext channel, or TLS when a CA is given (with a client certificate: mTLS)."""
-    options = [*KEEPALIVE_OPTIONS, MAX_RECEIVE]
+    options = list(CHANNEL_OPTIONS)
     if not wcfg.tls_ca:
         return grpc.insecure_channel(wcfg.server, options=options)
     credentials = grpc.ssl_channel_credentials(
