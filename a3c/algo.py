@@ -120,9 +120,14 @@ def split_flat(flat: np.ndarray, shapes) -> list[np.ndarray]:
 class Trainer:
     """Global actor and critic with their Adam optimizers, and the compiled update steps.
 
-    `data_step(batch)` differentiates and applies; `gradient_step(actor_grads, critic_grads)`
-    applies pushed gradients. Both clip each network's gradients by global norm and return
-    the new weights flattened (see flat_weights), so callers need no extra read.
+    Gradients and weights cross the compiled boundary as one flat float32 vector each
+    (actor variables, then critic variables, in order; see flat_weights): one tensor per
+    call instead of one per variable is most of what a call of these tiny networks costs.
+
+    `data_step(batch)` differentiates and applies in one call; `gradients(batch)` only
+    differentiates; `gradient_step(flat_grads)` applies. Applying clips each network's
+    gradients by global norm. The steps return the new flat weights, so callers need no
+    extra read.
     """
 
     def __init__(self, actor, critic, spec: EnvSpec, cfg: TrainConfig):
@@ -133,23 +138,31 @@ class Trainer:
         self.critic_opt = keras.optimizers.Adam(cfg.critic_lr)
         self.actor_opt.build(actor.trainable_variables)
         self.critic_opt.build(critic.trainable_variables)
-        grad_specs = (
-            [tf.TensorSpec(v.shape, tf.float32) for v in actor.trainable_variables],
-            [tf.TensorSpec(v.shape, tf.float32) for v in critic.trainable_variables],
-        )
-        self.data_step = tf.function(
-            self._data_step, input_signature=[batch_signature(spec, cfg.t_max)]
-        )
-        self.gradient_step = tf.function(self._gradient_step, input_signature=grad_specs)
-        self.gradients = tf.function(
-            self._gradients, input_signature=[batch_signature(spec, cfg.t_max)]
-        )
+        self._variables = list(actor.trainable_variables) + list(critic.trainable_variables)
+        self._sizes = [int(np.prod(v.shape)) for v in self._variables]
+        self.n_actor = sum(int(np.prod(v.shape)) for v in actor.trainable_variables)
+        self.n_params = sum(self._sizes)
+        flat_spec = tf.TensorSpec((self.n_params,), tf.float32)
+        batch_spec = batch_signature(spec, cfg.t_max)
+        self.data_step = tf.function(self._data_step, input_signature=[batch_spec])
+        self.gradients = tf.function(self._gradients, input_signature=[batch_spec])
+        self.gradient_step = tf.function(self._apply, input_signature=[flat_spec])
         self.flat_weights = tf.function(lambda: flat_weights((self.actor, self.critic)))
+        self._assign = tf.function(self._assign_flat, input_signature=[flat_spec])
 
     def _gradients(self, batch):
-        return compute_gradients(self.actor, self.critic, batch, self.spec, self.cfg)
+        actor_grads, critic_grads = compute_gradients(
+            self.actor, self.critic, batch, self.spec, self.cfg
+        )
+        return tf.concat([tf.reshape(g, (-1,)) for g in (*actor_grads, *critic_grads)], 0)
 
-    def _apply(self, actor_grads, critic_grads):
+    def _apply(self, flat_grads):
+        grads = [
+            tf.reshape(g, v.shape)
+            for g, v in zip(tf.split(flat_grads, self._sizes), self._variables)
+        ]
+        n = len(self.actor.trainable_variables)
+        actor_grads, critic_grads = grads[:n], grads[n:]
         clip = self.cfg.grad_clip_norm
         if clip > 0:
             actor_grads, _ = tf.clip_by_global_norm(actor_grads, clip)
@@ -159,19 +172,22 @@ class Trainer:
         return flat_weights((self.actor, self.critic))
 
     def _data_step(self, batch):
-        actor_grads, critic_grads = self._gradients(batch)
-        return self._apply(actor_grads, critic_grads)
-
-    def _gradient_step(self, actor_grads, critic_grads):
-        return self._apply(actor_grads, critic_grads)
+        return self._apply(self._gradients(batch))
 
     def assign_flat(self, flat: np.ndarray) -> None:
         """Sets every weight of the actor and the critic from a flat_weights vector."""
-        self._assign_flat(tf.convert_to_tensor(flat, tf.float32))
+        self._assign(tf.convert_to_tensor(flat, tf.float32))
 
-    @tf.function(reduce_retracing=True)
     def _assign_flat(self, flat):
-        variables = list(self.actor.weights) + list(self.critic.weights)
-        sizes = [int(np.prod(v.shape)) for v in variables]
-        for v, part in zip(variables, tf.split(flat, sizes)):
+        for v, part in zip(self._variables, tf.split(flat, self._sizes)):
             v.assign(tf.reshape(part, v.shape))
+
+    def trace_counts(self) -> dict[str, int]:
+        """How often each compiled step was traced: 1 each after warm-up, never more."""
+        steps = {
+            "data_step": self.data_step,
+            "gradients": self.gradients,
+            "gradient_step": self.gradient_step,
+            "assign": self._assign,
+        }
+        return {name: fn.experimental_get_tracing_count() for name, fn in steps.items()}

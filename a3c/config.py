@@ -102,9 +102,12 @@ class ServerConfig:
     """Seconds without a push after which an episode lease is given to another worker."""
     drain_seconds: float = 10.0
     """Once the budget is spent, how long to wait for workers to be told before exiting."""
+    exit_when_done: bool = True
+    """Exit once the budget is spent; false: save, keep answering (weights, "done") until
+    SIGTERM, as a Kubernetes pod should, where an exit means a restart."""
     max_message_bytes: int = 4 * 1024 * 1024
     """Largest request message the server accepts (gRPC answers RESOURCE_EXHAUSTED above)."""
-    rpc_threads: int = 128
+    rpc_threads: int = 256
     """gRPC handler threads: each worker's push stream holds one while it is open."""
     progress: bool = True
     """Print a progress line (episodes, env steps/s, mean return of the last 20)."""
@@ -126,6 +129,8 @@ class WorkerConfig:
     """Give up when the server cannot be reached for this many seconds."""
     metrics_port: int = 0
     """Port of this worker's Prometheus /metrics endpoint (0: off)."""
+    exit_when_done: bool = True
+    """Exit 0 once the budget is spent; false: idle until SIGTERM (for a Deployment)."""
     tls_ca: str = ""
     """PEM CA bundle that signed the server's certificate: connect over TLS."""
     tls_cert: str = ""

@@ -166,7 +166,12 @@ def main(argv: list[str] | None = None) -> int:
         progress.start()
     while not stop.is_set() and not app.budget.done:
         stop.wait(0.2)
-    if app.budget.done:
+    if app.budget.done and not scfg.exit_when_done:
+        app.learner.stop()
+        app.save()
+        log.info("role=server budget spent; serving the final weights until stopped")
+        stop.wait()
+    elif app.budget.done:
         deadline = time.monotonic() + scfg.drain_seconds
         # Tell every live worker (they learn it from StartEpisode) before going away.
         while app.registry.active(scfg.lease_timeout) and time.monotonic() < deadline:

@@ -7,7 +7,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 
@@ -32,7 +32,7 @@ class Push:
     episode_return: float = 0.0
     episode_length: int = 0
     batch: Batch | None = None  # data mode
-    grads: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None  # gradient mode
+    grads: np.ndarray | None = None  # gradient mode: flat, actor's then critic's variables
     applied: bool = False
     version: int = 0
     error: BaseException | None = None
@@ -40,11 +40,17 @@ class Push:
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
 
 
+class LearnerStopped(Exception):
+    """The learner takes no more pushes: the budget is spent or the server is stopping."""
+
+
 class Learner:
     """Applies pushes to the global networks and keeps the newest weights snapshot.
 
     `trainer` is an a3c.algo.Trainer; `on_episode(n)` runs in the learner thread after
-    episode n is logged (checkpoints hook in there).
+    episode n is logged (checkpoints hook in there). Data-mode updates run as one fused
+    call; every `split_every`-th runs as two calls, so that the compute and apply
+    histograms are sampled at the cost of a slower update 1 time in split_every.
     """
 
     def __init__(
@@ -56,6 +62,7 @@ class Learner:
         metrics: ServerMetrics,
         on_episode: Callable[[int], None] = lambda n: None,
         version: int = 0,
+        split_every: int = 20,
     ):
         self._trainer = trainer
         self._m = metrics
@@ -64,6 +71,9 @@ class Learner:
         self._on_episode = on_episode
         self._queue: queue.Queue[Push | None] = queue.Queue(maxsize=queue_size)
         self._snapshot = (version, trainer.flat_weights().numpy())
+        self._updates = 0
+        self._split_every = split_every
+        self._stopped = False
         metrics.version.set(version)
         metrics.queue_capacity.set(queue_size)
         metrics.queue_depth.set_function(self._queue.qsize)
@@ -104,13 +114,19 @@ class Learner:
 
     def submit(self, push: Push, timeout: float) -> None:
         """Enqueues push, waiting up to timeout while the queue is full (raises queue.Full)."""
+        if self._stopped:
+            raise LearnerStopped
         push.enqueued = time.perf_counter()
         self._queue.put(push, timeout=timeout)
 
     def stop(self) -> None:
-        """Applies what is queued, then ends the thread."""
+        """Applies what is queued, then ends the thread; later pushes raise LearnerStopped."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._queue.put(None)
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     def _run(self) -> None:
         while (push := self._queue.get()) is not None:
@@ -131,14 +147,21 @@ class Learner:
             self._m.refused.labels("lease_lost").inc()
             push.version = self.version
             return
-        grads = push.grads
-        if push.batch is not None:
-            start = time.perf_counter()
-            grads = self._trainer.gradients(push.batch)
-            self._m.compute.labels(mode).observe(time.perf_counter() - start)
         start = time.perf_counter()
-        flat = self._trainer.gradient_step(*grads).numpy()
-        self._m.apply.labels(mode).observe(time.perf_counter() - start)
+        if push.batch is None:
+            flat = self._trainer.gradient_step(push.grads).numpy()
+            self._m.apply.labels(mode).observe(time.perf_counter() - start)
+        elif self._updates % self._split_every == 0:
+            # Sampled: computing and applying in two calls costs more than one fused call.
+            grads = self._trainer.gradients(push.batch)
+            mid = time.perf_counter()
+            flat = self._trainer.gradient_step(grads).numpy()
+            self._m.compute.labels(mode).observe(mid - start)
+            self._m.apply.labels(mode).observe(time.perf_counter() - mid)
+        else:
+            flat = self._trainer.data_step(push.batch).numpy()
+        self._m.update.labels(mode).observe(time.perf_counter() - start)
+        self._updates += 1
         version = self.version + 1
         self._snapshot = (version, flat)
         push.applied, push.version = True, version

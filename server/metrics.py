@@ -58,14 +58,19 @@ class ServerMetrics:
             "Time a push waits in the learner queue.",
             ["mode"], buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self.update = Histogram(
+            "a3c_server_learner_update_seconds",
+            "Time of one whole update: compute and apply (data mode), apply (gradient mode).",
+            ["mode"], buckets=LEARNER_BUCKETS, registry=r,
+        )  # fmt: skip
         self.compute = Histogram(
             "a3c_server_learner_compute_seconds",
-            "Time the learner spends computing gradients from samples (data mode).",
+            "Time to compute gradients from samples (data mode; a sample of the updates).",
             ["mode"], buckets=LEARNER_BUCKETS, registry=r,
         )  # fmt: skip
         self.apply = Histogram(
             "a3c_server_learner_apply_seconds",
-            "Time the learner spends applying gradients (clip + Adam).",
+            "Time to apply gradients, clip + Adam (data mode: a sample of the updates).",
             ["mode"], buckets=LEARNER_BUCKETS, registry=r,
         )  # fmt: skip
         self.busy_source: Callable[[], float] = lambda: 0.0
@@ -114,7 +119,7 @@ class ServerMetrics:
             "a3c_server_checkpoints_total", "Weight checkpoints written.", registry=r
         )
         for mode in ("gradient", "data"):
-            for metric in (self.queue_wait, self.apply, self.updates, self.policy_lag):
+            for metric in (self.queue_wait, self.update, self.apply, self.updates, self.policy_lag):
                 metric.labels(mode)
         self.compute.labels("data")
         for reason in REFUSE_REASONS:  # zeros from the start: rate() has a series to read

@@ -17,7 +17,7 @@ from a3c.rollout import pad
 from a3c.v1 import a3c_pb2 as pb
 from a3c.v1 import a3c_pb2_grpc as pb_grpc
 from server.budget import Budget, Grant
-from server.learner import Learner, Push
+from server.learner import Learner, LearnerStopped, Push
 from server.metrics import ServerMetrics
 from server.workers import Registry, WorkerInfo
 
@@ -153,7 +153,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
                     f"steps is {message.steps}; expected 1..{self._cfg.t_max} (t_max)",
                 )
             push = self._push(info, message.header, message.steps, context)
-            push.grads = (actor, critic)
+            push.grads = np.concatenate([g.ravel() for g in (*actor, *critic)])
             yield self._apply(info, push, message.header.seq, context)
 
     def _push(self, info: WorkerInfo, header, steps: int, context) -> Push:
@@ -200,6 +200,9 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         else:
             try:
                 self._learner.submit(push, self._queue_timeout)
+            except LearnerStopped:
+                push.version = self._learner.version
+                push.done.set()  # not applied: answered with lease_valid false
             except queue.Full:
                 self._registry.forget_seq(info, seq)
                 self._refuse(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from a3c.algo import Trainer
+from a3c.algo import Trainer, split_flat
 from a3c.config import TrainConfig
-from a3c.model import EnvSpec, build_actor, build_critic
+from a3c.model import EnvSpec, build_actor, build_critic, weight_shapes
 from a3c.rollout import Rollout, pad
 
 
@@ -16,6 +16,7 @@ class LocalGradients:
     def __init__(self, spec: EnvSpec, cfg: TrainConfig):
         self._cfg = cfg
         self._trainer = Trainer(build_actor(spec, cfg), build_critic(spec, cfg), spec, cfg)
+        self._shapes = weight_shapes(spec, cfg)
         self._version = -1
 
     def compute(self, version: int, flat: np.ndarray, rollout: Rollout):
@@ -23,5 +24,8 @@ class LocalGradients:
         if version != self._version:
             self._trainer.assign_flat(flat)
             self._version = version
-        actor, critic = self._trainer.gradients(pad([rollout], self._cfg.t_max))
-        return [g.numpy() for g in actor], [g.numpy() for g in critic]
+        flat = self._trainer.gradients(pad([rollout], self._cfg.t_max)).numpy()
+        n_actor = self._trainer.n_actor
+        return split_flat(flat[:n_actor], self._shapes[0]), split_flat(
+            flat[n_actor:], self._shapes[1]
+        )

@@ -248,6 +248,10 @@ def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> in
                     log.info("role=worker id=%s stopped by signal", worker_id)
                 first_seed = None
             except BudgetSpent:
+                if not wcfg.exit_when_done:
+                    log.info("role=worker id=%s budget spent; idle until stopped", worker_id)
+                    stop.wait()
+                    return 0
                 log.info("role=worker id=%s budget spent; exiting", session.worker_id)
                 return 0
             except ServerRestarted:

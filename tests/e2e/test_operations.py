@@ -12,6 +12,8 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from a3c.v1 import a3c_pb2 as pb
+from a3c.v1 import a3c_pb2_grpc as pb_grpc
 from tests.conftest import ROOT
 from tests.e2e.test_train import ENV, free_port
 
@@ -88,3 +90,45 @@ def test_grpcurl_lists_describes_checks_and_pulls(server):
     weights = json.loads(run("-d", "{}", address, f"{SERVICE}/PullWeights"))["weights"]
     assert len(weights["actor"]) == 10 and len(weights["critic"]) == 8
     assert weights["actor"][0]["shape"] == ["3", "64"]
+
+
+def test_stay_up_when_done_for_kubernetes(tmp_path):
+    """With exit_when_done false (as in the Kubernetes manifests), a spent budget leaves the
+    server serving its final weights and the workers idle, until SIGTERM."""
+    port = free_port()
+    env = {**ENV, "A3C_EXIT_WHEN_DONE": "false"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--metrics-port", "0", "--max-episodes", "2", "--run-dir", str(tmp_path),
+         "--progress", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "worker", "--server", f"127.0.0.1:{port}", "--mode", "data"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while (
+            not (tmp_path / "checkpoint.npz").exists()
+            or len((tmp_path / "returns.csv").read_text().splitlines()) < 3
+        ):
+            assert time.monotonic() < deadline and server.poll() is None
+            time.sleep(0.2)
+        time.sleep(2)
+        assert server.poll() is None and worker.poll() is None, "both stay up"
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        stub = pb_grpc.ParameterServerStub(channel)
+        assert stub.PullWeights(pb.PullWeightsRequest(), timeout=5).weights.version > 0
+        channel.close()
+        for proc in (worker, server):
+            proc.send_signal(signal.SIGTERM)
+        out, _ = server.communicate(timeout=30)
+        worker_out, _ = worker.communicate(timeout=30)
+    finally:
+        for proc in (server, worker):
+            if proc.poll() is None:
+                proc.kill()
+    assert server.returncode == 0 and worker.returncode == 0
+    assert "serving the final weights until stopped" in out
+    assert "idle until stopped" in worker_out

@@ -51,7 +51,10 @@ def test_counts_are_exact(live_server_factory):
     assert value(live, "a3c_server_weights_version") == 6
     assert value(live, "a3c_server_episode_return_mean20") == -500.0
     assert value(live, "a3c_server_learner_queue_wait_seconds_count", mode="data") == 6
-    assert value(live, "a3c_server_learner_compute_seconds_count", mode="data") == 6
+    assert value(live, "a3c_server_learner_update_seconds_count", mode="data") == 6
+    # Compute and apply are timed apart on 1 data-mode update in 20, the first included.
+    assert value(live, "a3c_server_learner_compute_seconds_count", mode="data") == 1
+    assert value(live, "a3c_server_learner_apply_seconds_count", mode="data") == 1
     assert value(live, "a3c_server_policy_lag_versions_count", mode="data") == 6
     # Each stream's pushes were based on version 0: lags 0,1,2 then 3,4,5.
     assert value(live, "a3c_server_policy_lag_versions_sum", mode="data") == 15
