@@ -60,6 +60,7 @@ monitor: prometheus
 
 dashboard: $(STAMP)
 	$(BIN)/python deploy/grafana/build_dashboard.py
+	deploy/k8s/monitoring/sync.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
