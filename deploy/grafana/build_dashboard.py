@@ -52,8 +52,12 @@ ROWS: list[tuple[str, list[tuple[str, str, str, list[dict], dict]]]] = [
          "How long a push waits in the learner queue before it is applied.",
          quantiles("a3c_server_learner_queue_wait_seconds", "mode", "{{mode}}"), {}),
         ("Compute vs apply time per update", "s",
-         "Mean seconds per update: gradient computation (data mode) and clip + Adam apply.",
-         [q(f"sum by (mode) (rate(a3c_server_learner_compute_seconds_sum[{RI}])) / "
+         "Mean seconds per update, whole and split: gradient computation (data mode, sampled) "
+         "and clip + Adam apply.",
+         [q(f"sum by (mode) (rate(a3c_server_learner_update_seconds_sum[{RI}])) / "
+            f"sum by (mode) (rate(a3c_server_learner_update_seconds_count[{RI}]))",
+            "update {{mode}}"),
+          q(f"sum by (mode) (rate(a3c_server_learner_compute_seconds_sum[{RI}])) / "
             f"sum by (mode) (rate(a3c_server_learner_compute_seconds_count[{RI}]))",
             "compute {{mode}}"),
           q(f"sum by (mode) (rate(a3c_server_learner_apply_seconds_sum[{RI}])) / "
