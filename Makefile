@@ -62,6 +62,29 @@ dashboard: $(STAMP)
 	$(BIN)/python deploy/grafana/build_dashboard.py
 	deploy/k8s/monitoring/sync.sh
 
+# --- results: play, plot, compare -------------------------------------------------------
+MODES ?= gradient data
+SEEDS ?= 3
+X ?= episodes
+given = $(filter command line environment,$(origin $(1)))
+
+.PHONY: play plot compare
+
+# RUN_DIR names an existing run folder. For play, EPISODES counts played episodes (default 3).
+play: $(STAMP)
+	@test -n "$(call given,RUN_DIR)" || { echo "make play: set RUN_DIR=runs/NAME" >&2; exit 2; }
+	$(BIN)/a3c-play $(RUN_DIR) --episodes $(if $(call given,EPISODES),$(EPISODES),3) \
+		$(if $(OUT),--out $(OUT))
+
+# RUN_DIR may list several run folders: RUN_DIR="runs/a runs/b". X=seconds for wall-clock.
+plot: $(STAMP)
+	@test -n "$(call given,RUN_DIR)" || { echo "make plot: set RUN_DIR=runs/NAME" >&2; exit 2; }
+	$(BIN)/a3c-plot $(RUN_DIR) --x $(X) $(if $(OUT),--out $(OUT))
+
+compare: $(STAMP)
+	$(BIN)/a3c-compare --modes $(MODES) --seeds $(SEEDS) --episodes $(EPISODES) --workers $(N) \
+		--env-id $(ENV) --out $(or $(OUT),runs/compare-$(shell date +%Y%m%d-%H%M%S))
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

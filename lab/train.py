@@ -67,12 +67,26 @@ def main(argv: list[str] | None = None) -> int:
                 proc.send_signal(signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, forward_sigterm)
-    code = server.wait()
+    while server.poll() is None:
+        if workers.poll() not in (None, 0):
+            # Every worker failed: the server would wait for pushes forever.
+            print("a3c-train: the workers exited early; stopping the server", file=sys.stderr)
+            stop_all([server])
+            return workers.returncode
+        time.sleep(0.2)
+    code = server.returncode
     try:
         workers.wait(timeout=30)
     except subprocess.TimeoutExpired:
         stop_all([workers])
     if code == 0 and (run_dir / "returns.csv").exists():
+        from lab.plot import write_curve
+        from lab.runs import RunError
+
+        try:
+            print(f"learning curve: {write_curve([run_dir], run_dir / 'curve.png')}")
+        except RunError as err:  # a run with no episode has no curve; the run still counts
+            print(f"a3c-train: no curve: {err}", file=sys.stderr)
         print(f"run folder: {run_dir}")
     return code
 

@@ -36,7 +36,8 @@ class RunLog:
         self._file.flush()
         os.fsync(self._file.fileno())
         self._lock = threading.Lock()
-        self._start = time.monotonic() - seconds
+        self._resumed_seconds = seconds
+        self._start: float | None = None  # set by the first trained push
         self._recent: collections.deque[float] = collections.deque(
             (float(row[2]) for row in kept), maxlen=window
         )
@@ -53,10 +54,16 @@ class RunLog:
 
     @property
     def seconds(self) -> float:
-        return time.monotonic() - self._start
+        """Seconds of training: since the first push this process applied, plus what a
+        resumed checkpoint had (start-up, TensorFlow imports included, does not count)."""
+        if self._start is None:
+            return self._resumed_seconds
+        return self._resumed_seconds + time.monotonic() - self._start
 
     def add_steps(self, steps: int) -> None:
         with self._lock:
+            if self._start is None:
+                self._start = time.monotonic()
             self.env_steps += steps
 
     def episode(self, episode: int, worker: str, ret: float, length: int, version: int) -> None:
