@@ -96,6 +96,13 @@ class ServerConfig:
     """Also checkpoint at the first episode end this many seconds after the last (0: off)."""
     queue_size: int = 64
     """Bound of the learner queue; a push waits while it is full."""
+    learner_batch: int = 1
+    """Pushes the learner may merge into one update (1: the seed's one update per push).
+    Data mode: one gradient step over all their rollouts; gradient mode: one apply of
+    their gradients, summed or averaged (learner_reduce)."""
+    learner_reduce: str = "sum"
+    """How merged gradient pushes combine: sum (each push keeps its weight, as if applied
+    in a row without Adam's rescaling) or mean."""
     queue_timeout: float = 30.0
     """Seconds a push waits for room in the full queue before RESOURCE_EXHAUSTED."""
     lease_timeout: float = 30.0

@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         spec = env_spec(make_env(tcfg.env_id), tcfg.env_id)
         server_credentials(scfg)  # unreadable certificate or token files fail here, in a blink
         server_token(scfg)
+        if scfg.learner_batch < 1 or scfg.learner_reduce not in ("sum", "mean"):
+            raise ValueError("--learner-batch must be >= 1 and --learner-reduce sum or mean")
     except (EnvSpecError, OSError, ValueError) as err:
         print(f"a3c-server: {err}", file=sys.stderr)
         return 2

@@ -47,6 +47,9 @@ class LearnerStopped(Exception):
 class Learner:
     """Applies pushes to the global networks and keeps the newest weights snapshot.
 
+    With `batch` B > 1 the learner takes up to B queued pushes at once and makes one
+    update of each mode from them (see _update); B = 1 is the seed's one update per push.
+
     `trainer` is an a3c.algo.Trainer; `on_episode(n)` runs in the learner thread after
     episode n is logged (checkpoints hook in there). Data-mode updates run as one fused
     call; every `split_every`-th runs as two calls, so that the compute and apply
@@ -63,6 +66,8 @@ class Learner:
         on_episode: Callable[[int], None] = lambda n: None,
         version: int = 0,
         split_every: int = 20,
+        batch: int = 1,
+        reduce: str = "sum",
     ):
         self._trainer = trainer
         self._m = metrics
@@ -73,6 +78,9 @@ class Learner:
         self._snapshot = (version, trainer.flat_weights().numpy())
         self._updates = 0
         self._split_every = split_every
+        if batch < 1 or reduce not in ("sum", "mean"):
+            raise ValueError("learner batch must be >= 1 and reduce sum or mean")
+        self._batch, self._reduce = batch, reduce
         self._stopped = False
         metrics.version.set(version)
         metrics.queue_capacity.set(queue_size)
@@ -128,47 +136,96 @@ class Learner:
         if self._thread.is_alive():
             self._thread.join()
 
-    def _run(self) -> None:
-        while (push := self._queue.get()) is not None:
-            self._set_busy(True)
-            mode = "data" if push.batch is not None else "gradient"
-            self._m.queue_wait.labels(mode).observe(time.perf_counter() - push.enqueued)
+    def _take(self) -> tuple[list[Push], bool]:
+        """Waits for a push, then takes up to batch - 1 more that are already queued.
+        Returns the pushes and whether the stop mark was met."""
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        pushes = [first]
+        while len(pushes) < self._batch:
             try:
-                self._apply(push, mode)
-            except Exception as err:  # noqa: BLE001 - reported to the pushing worker
-                log.exception("role=server learner failed on a push of %s", push.worker_id)
-                push.error = err
+                nxt = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                return pushes, True
+            pushes.append(nxt)
+        return pushes, False
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            pushes, stopping = self._take()
+            if not pushes:
+                continue
+            self._set_busy(True)
+            now = time.perf_counter()
+            for push in pushes:
+                mode = "data" if push.batch is not None else "gradient"
+                self._m.queue_wait.labels(mode).observe(now - push.enqueued)
+            try:
+                self._apply_all(pushes)
+            except Exception as err:  # noqa: BLE001 - reported to the pushing workers
+                log.exception("role=server learner failed on %d pushes", len(pushes))
+                for push in pushes:
+                    push.error = err
             finally:
                 self._set_busy(False)
-                push.done.set()
+                for push in pushes:
+                    push.done.set()
 
-    def _apply(self, push: Push, mode: str) -> None:
-        if not self._budget.renew(push.lease_id, push.worker_id):
-            self._m.refused.labels("lease_lost").inc()
-            push.version = self.version
-            return
+    def _apply_all(self, pushes: list[Push]) -> None:
+        """One update per mode present: data pushes as one batch of rollouts, gradient
+        pushes as one apply of their summed (or averaged) gradients."""
+        live = []
+        for push in pushes:
+            if self._budget.renew(push.lease_id, push.worker_id):
+                live.append(push)
+            else:
+                self._m.refused.labels("lease_lost").inc()
+                push.version = self.version
+        data = [p for p in live if p.batch is not None]
+        grads = [p for p in live if p.batch is None]
+        if data:
+            self._update(data, "data")
+        if grads:
+            self._update(grads, "gradient")
+
+    def _update(self, pushes: list[Push], mode: str) -> None:
         start = time.perf_counter()
-        if push.batch is None:
-            flat = self._trainer.gradient_step(push.grads).numpy()
+        if mode == "gradient":
+            total = pushes[0].grads if len(pushes) == 1 else np.sum([p.grads for p in pushes], 0)
+            if self._reduce == "mean" and len(pushes) > 1:
+                total = total / len(pushes)
+            flat = self._trainer.gradient_step(total).numpy()
             self._m.apply.labels(mode).observe(time.perf_counter() - start)
-        elif self._updates % self._split_every == 0:
-            # Sampled: computing and applying in two calls costs more than one fused call.
-            grads = self._trainer.gradients(push.batch)
-            mid = time.perf_counter()
-            flat = self._trainer.gradient_step(grads).numpy()
-            self._m.compute.labels(mode).observe(mid - start)
-            self._m.apply.labels(mode).observe(time.perf_counter() - mid)
         else:
-            flat = self._trainer.data_step(push.batch).numpy()
+            batch = pushes[0].batch if len(pushes) == 1 else concat([p.batch for p in pushes])
+            if self._updates % self._split_every == 0:
+                # Sampled: computing and applying in two calls costs more than one fused call.
+                grads = self._trainer.gradients(batch)
+                mid = time.perf_counter()
+                flat = self._trainer.gradient_step(grads).numpy()
+                self._m.compute.labels(mode).observe(mid - start)
+                self._m.apply.labels(mode).observe(time.perf_counter() - mid)
+            else:
+                flat = self._trainer.data_step(batch).numpy()
         self._m.update.labels(mode).observe(time.perf_counter() - start)
         self._updates += 1
         version = self.version + 1
         self._snapshot = (version, flat)
+        self._m.updates.labels(mode).inc()
+        self._m.batch.labels(mode).observe(len(pushes))
+        self._m.version.set(version)
+        for push in pushes:
+            self._applied(push, mode, version)
+
+    def _applied(self, push: Push, mode: str, version: int) -> None:
         push.applied, push.version = True, version
         push.batch = push.grads = None  # a resent push needs the reply, not the payload
+        self._m.pushes_applied.labels(mode).inc()
         self._m.policy_lag.labels(mode).observe(version - 1 - push.base_version)
-        self._m.updates.labels(mode).inc()
-        self._m.version.set(version)
         self._m.env_steps.inc(push.steps)
         self._runlog.add_steps(push.steps)
         if push.episode_end:
@@ -180,3 +237,8 @@ class Learner:
             self._m.episode_return.observe(push.episode_return)
             self._m.return_mean.set(self._runlog.recent_mean())
             self._on_episode(episode)
+
+
+def concat(batches: list[Batch]) -> Batch:
+    """Stacks padded batches along the batch axis: one gradient step over all rollouts."""
+    return Batch(*(np.concatenate(fields, axis=0) for fields in zip(*batches)))

@@ -79,6 +79,16 @@ class ServerMetrics:
             "a3c_server_updates_total", "Updates applied to the global networks.",
             ["mode"], registry=r,
         )  # fmt: skip
+        self.pushes_applied = Counter(
+            "a3c_server_pushes_applied_total",
+            "Pushes applied (with --learner-batch > 1 one update applies several).",
+            ["mode"], registry=r,
+        )  # fmt: skip
+        self.batch = Histogram(
+            "a3c_server_learner_batch_pushes",
+            "Pushes per update (at most --learner-batch).",
+            ["mode"], buckets=(1, 2, 4, 8, 16, 32, 64), registry=r,
+        )  # fmt: skip
         self.refused = Counter(
             "a3c_server_pushes_refused_total", "Pushes not applied, by reason.",
             ["reason"], registry=r,
@@ -119,7 +129,10 @@ class ServerMetrics:
             "a3c_server_checkpoints_total", "Weight checkpoints written.", registry=r
         )
         for mode in ("gradient", "data"):
-            for metric in (self.queue_wait, self.update, self.apply, self.updates, self.policy_lag):
+            for metric in (
+                self.queue_wait, self.update, self.apply, self.updates, self.policy_lag,
+                self.pushes_applied, self.batch,
+            ):  # fmt: skip
                 metric.labels(mode)
         self.compute.labels("data")
         for reason in REFUSE_REASONS:  # zeros from the start: rate() has a series to read
