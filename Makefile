@@ -68,7 +68,7 @@ SEEDS ?= 3
 X ?= episodes
 given = $(filter command line environment,$(origin $(1)))
 
-.PHONY: play plot compare
+.PHONY: play plot compare bench
 
 # RUN_DIR names an existing run folder. For play, EPISODES counts played episodes (default 3).
 play: $(STAMP)
@@ -84,6 +84,10 @@ plot: $(STAMP)
 compare: $(STAMP)
 	$(BIN)/a3c-compare --modes $(MODES) --seeds $(SEEDS) --episodes $(EPISODES) --workers $(N) \
 		--env-id $(ENV) --out $(or $(OUT),runs/compare-$(shell date +%Y%m%d-%H%M%S))
+
+# The benchmark (about 15 minutes with the defaults); BENCH_FLAGS e.g. "--learning-episodes 0".
+bench: $(STAMP)
+	$(BIN)/a3c-bench --out $(or $(OUT),runs/bench-$(shell date +%Y%m%d-%H%M%S)) $(BENCH_FLAGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,328 @@
+"""a3c-bench: where the time goes: limits, end to end, server capacity, batching, memory.
+
+Writes bench.json, bench.md and bench.png into --out and prints the tables. Every figure
+of one table comes from the same run of this command; compare ratios, not absolute
+numbers, across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lab import scrape
+from lab.bench_report import learning_row, write_outputs
+
+MODES = ("gradient", "data")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def children(pid: int) -> list[int]:
+    try:
+        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    except OSError:
+        return []
+    return [int(p) for p in out.split()]
+
+
+def rate_loop(fn, seconds: float) -> float:
+    """Calls per second of fn over about `seconds`."""
+    fn()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        fn()
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def record(env, policy, t_max: int, count: int) -> list:
+    """count full rollouts of t_max steps, stepped with policy."""
+    from a3c.rollout import Rollout
+
+    rollouts, obs = [], env.reset(seed=2)[0]
+    while len(rollouts) < count:
+        states, actions, rewards = [], [], []
+        for _ in range(t_max):
+            action = policy.sample(obs)
+            nxt, reward, term, trunc, _ = env.step(action)
+            states.append(obs)
+            actions.append(action)
+            rewards.append(reward)
+            obs = env.reset()[0] if term or trunc else nxt
+        rollouts.append(
+            Rollout(np.stack(states).astype(np.float32), np.stack(actions),
+                    np.asarray(rewards, np.float32), np.asarray(nxt, np.float32), False)
+        )  # fmt: skip
+    return rollouts
+
+
+def limits(seconds: float, recorded_path: Path) -> dict:
+    """Section 1, in this process: env, worker inner loop, the learner alone. Also records
+    the rollouts and gradients the capacity test replays."""
+    from a3c.algo import Trainer
+    from a3c.config import TrainConfig
+    from a3c.model import NumpyPolicy, build_actor, build_critic, env_spec, make_env, weight_shapes
+    from a3c.rollout import pad
+
+    cfg = TrainConfig()
+    env = make_env(cfg.env_id)
+    spec = env_spec(env)
+    env.reset(seed=0)
+    action = np.zeros(spec.action_dim, np.float32)
+    out = {"env_steps_s": rate_loop(lambda: env.step(action), seconds)}
+    trainer = Trainer(build_actor(spec, cfg), build_critic(spec, cfg), spec, cfg)
+    policy = NumpyPolicy(spec, cfg, np.random.default_rng(0))
+    policy.set_weights(trainer.actor.get_weights())
+    obs = [env.reset(seed=1)[0]]
+
+    def inner():
+        o, _, term, trunc, _ = env.step(policy.sample(obs[0]))
+        obs[0] = env.reset()[0] if term or trunc else o
+
+    out["worker_loop_steps_s"] = rate_loop(inner, seconds)
+    rollouts = record(env, policy, cfg.t_max, 64)
+    learner = {}
+    for steps in (4, 32, 128):
+        batch = pad([rollouts[i % len(rollouts)] for i in range(steps // cfg.t_max)], cfg.t_max)
+        updates = rate_loop(lambda b=batch: trainer.data_step(b).numpy(), seconds)
+        learner[steps] = {"data_updates_s": updates, "data_steps_s": updates * steps}
+    grads = [trainer.gradients(pad([r], cfg.t_max)).numpy() for r in rollouts]
+    applies = rate_loop(lambda: trainer.gradient_step(grads[0]).numpy(), seconds)
+    for steps in learner:
+        learner[steps]["gradient_applies_s"] = applies
+    out["learner"] = learner
+    np.savez(
+        recorded_path,
+        states=np.stack([r.states for r in rollouts]),
+        actions=np.stack([r.actions for r in rollouts]),
+        rewards=np.stack([r.rewards for r in rollouts]),
+        next_states=np.stack([r.next_state for r in rollouts]),
+        grads=np.stack(grads),
+        shapes=np.array(json.dumps(weight_shapes(spec, cfg))),
+    )
+    return out
+
+
+class Server:
+    """A parameter server process with a huge budget, measured through its /metrics."""
+
+    def __init__(self, run_dir: Path, *flags: str):
+        self.port, self.metrics_port = free_port(), free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port),
+             "--metrics-port", str(self.metrics_port), "--max-episodes", "1000000",
+             "--run-dir", str(run_dir), "--progress", "false", "--checkpoint-every", "0",
+             "--checkpoint-seconds", "0", *flags],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                self.samples()
+                return
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    raise RuntimeError("the server did not start") from None
+                time.sleep(0.3)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def samples(self) -> scrape.Samples:
+        return scrape.scrape(self.metrics_port)
+
+    def wait_steps(self, more: float, timeout: float = 180) -> None:
+        target = scrape.value(self.samples(), "a3c_server_env_steps_total") + more
+        deadline = time.monotonic() + timeout
+        while scrape.value(self.samples(), "a3c_server_env_steps_total") < target:
+            if time.monotonic() > deadline:
+                raise RuntimeError("no training progress")
+            time.sleep(0.3)
+
+    def window(self, seconds: float, mode: str, watch: list[int]) -> dict:
+        """Throughput, utilisation, latency and lag over `seconds`, and peak RSS (MB) of the
+        server and of the processes in watch."""
+        before, start = self.samples(), time.monotonic()
+        peak = {"server": 0.0, "other": 0.0}
+        while time.monotonic() - start < seconds:
+            peak["server"] = max(peak["server"], rss_mb(self.proc.pid))
+            peak["other"] = max([peak["other"], *(rss_mb(p) for p in watch)])
+            time.sleep(0.25)
+        after, elapsed = self.samples(), time.monotonic() - start
+        d = scrape.delta(after, before)
+        method = "PushSamples" if mode == "data" else "PushGradients"
+        q = scrape.quantile
+        return {
+            "env_steps_s": scrape.value(d, "a3c_server_env_steps_total") / elapsed,
+            "updates_s": scrape.value(d, "a3c_server_updates_total", mode=mode) / elapsed,
+            "utilisation": scrape.value(d, "a3c_server_learner_busy_seconds_total") / elapsed,
+            "push_p50_ms": 1e3 * q(d, "a3c_server_rpc_duration_seconds", 0.5, method=method),
+            "push_p99_ms": 1e3 * q(d, "a3c_server_rpc_duration_seconds", 0.99, method=method),
+            "lag_p50": q(d, "a3c_server_policy_lag_versions", 0.5, mode=mode),
+            "lag_p99": q(d, "a3c_server_policy_lag_versions", 0.99, mode=mode),
+            "queue_wait_p99_ms": 1e3
+            * q(d, "a3c_server_learner_queue_wait_seconds", 0.99, mode=mode),
+            "server_rss_mb": peak["server"],
+            "worker_rss_mb": peak["other"],
+        }
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def end_to_end(out: Path, mode: str, counts: list[int], seconds: float) -> dict:
+    """Section 2: one server per mode; N real workers at a time, measured after warm-up."""
+    server = Server(out / f"e2e-{mode}")
+    results = {}
+    try:
+        for n in counts:
+            launcher = subprocess.Popen(
+                [sys.executable, "-m", "worker.launcher", "-n", str(n), "--server",
+                 server.address, "--mode", mode, "--seed", str(n)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            try:
+                server.wait_steps(200 * n)  # every worker imported, traced and pushing
+                results[n] = server.window(seconds, mode, children(launcher.pid))
+            finally:
+                stop([launcher])
+            print(f"  e2e {mode} N={n}: {results[n]['env_steps_s']:.0f} env steps/s", flush=True)
+    finally:
+        server.stop()
+    return results
+
+
+def capacity(out: Path, mode: str, clients: list[int], batch: int, seconds: float,
+             recorded: Path) -> dict:  # fmt: skip
+    """Sections 3-4: K synthetic workers replaying recorded pushes as fast as answered."""
+    server = Server(out / f"cap-{mode}-b{batch}", "--learner-batch", str(batch))
+    results = {}
+    try:
+        for k in clients:
+            procs = min(k, 4)
+            gens = [
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "lab.loadgen",
+                        "--server",
+                        server.address,
+                        "--mode",
+                        mode,
+                        "--threads",
+                        str(k // procs),
+                        "--seconds",
+                        str(seconds + 4),
+                        "--recorded",
+                        str(recorded),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                for _ in range(procs)
+            ]
+            try:
+                server.wait_steps(400)
+                results[k] = server.window(seconds, mode, [])
+            finally:
+                stop(gens)
+            r = results[k]
+            print(f"  capacity {mode} B={batch} K={k}: {r['env_steps_s']:.0f} env steps/s, "
+                  f"utilisation {r['utilisation']:.2f}", flush=True)  # fmt: skip
+    finally:
+        server.stop()
+    return results
+
+
+def learning(out: Path, mode: str, episodes: int, flags: list[str]) -> dict:
+    """Section 5: a real run of `episodes` at N=2; reused when already complete."""
+    run_dir = out / f"learn-{mode}{'-' + '-'.join(f.strip('-') for f in flags) if flags else ''}"
+    returns = run_dir / "returns.csv"
+    complete = returns.exists() and len(returns.read_text().splitlines()) == episodes + 1
+    if not complete:
+        start = time.monotonic()
+        subprocess.run(
+            [sys.executable, "-m", "lab.train", "-n", "2", "--mode", mode, "--run-dir",
+             str(run_dir), "--max-episodes", str(episodes), *flags],
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        (run_dir / "wall_seconds").write_text(f"{time.monotonic() - start:.1f}\n")
+    return learning_row(run_dir, mode, flags)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--out", type=Path, default=Path(f"runs/bench-{time.strftime('%Y%m%d-%H%M%S')}")
+    )
+    parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--batch-clients", type=int, default=16, help="K for the batching test")
+    parser.add_argument("--seconds", type=float, default=8.0, help="measuring window")
+    parser.add_argument("--learning-episodes", type=int, default=500, help="0: skip section 5")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    recorded = args.out / "recorded.npz"
+    results: dict = {"settings": {k: str(v) for k, v in vars(args).items()}}
+    print("limits", flush=True)
+    results["limits"] = limits(min(args.seconds, 3.0), recorded)
+    results["e2e"] = {m: end_to_end(args.out, m, args.workers, args.seconds) for m in args.modes}
+    results["capacity"] = {}
+    for mode in args.modes:
+        per_batch = {}
+        for b in args.batches:
+            ks = args.clients if b == 1 else [args.batch_clients]
+            per_batch[b] = capacity(args.out, mode, ks, b, args.seconds, recorded)
+        results["capacity"][mode] = per_batch
+    results["learning"] = []
+    if args.learning_episodes:
+        for mode in args.modes:
+            results["learning"].append(learning(args.out, mode, args.learning_episodes, []))
+    print(write_outputs(results, args.out), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
