@@ -105,7 +105,7 @@ def limits(seconds: float, recorded_path: Path) -> dict:
     out["worker_loop_steps_s"] = rate_loop(inner, seconds)
     rollouts = record(env, policy, cfg.t_max, 64)
     learner = {}
-    for steps in (4, 32, 128):
+    for steps in (4, 16, 32, 64, 128):  # B = 1, 4, 8, 16, 32 rollouts of t_max = 4
         batch = pad([rollouts[i % len(rollouts)] for i in range(steps // cfg.t_max)], cfg.t_max)
         updates = rate_loop(lambda b=batch: trainer.data_step(b).numpy(), seconds)
         learner[steps] = {"data_updates_s": updates, "data_steps_s": updates * steps}
