@@ -184,6 +184,8 @@ class Server:
             "push_p99_ms": 1e3 * q(d, "a3c_server_rpc_duration_seconds", 0.99, method=method),
             "lag_p50": q(d, "a3c_server_policy_lag_versions", 0.5, mode=mode),
             "lag_p99": q(d, "a3c_server_policy_lag_versions", 0.99, mode=mode),
+            "queue_wait_p50_ms": 1e3
+            * q(d, "a3c_server_learner_queue_wait_seconds", 0.5, mode=mode),
             "queue_wait_p99_ms": 1e3
             * q(d, "a3c_server_learner_queue_wait_seconds", 0.99, mode=mode),
             "server_rss_mb": peak["server"],

@@ -62,9 +62,9 @@ def tables(r: dict) -> str:
     lines.append(row("learner, gradient applies", fmt(learner4["gradient_applies_s"])))
     lines += ["", "## 2. End to end (real workers)", "",
               row("mode", "N", "env steps/s", "x reference", "updates/s", "learner busy",
-                  "push p50 / p99 ms", "policy lag p50 / p99", "share of learner limit",
-                  "worker RSS MB"),
-              row(*["---"] * 10)]  # fmt: skip
+                  "push p50 / p99 ms", "queue wait p50 / p99 ms", "policy lag p50 / p99",
+                  "share of learner limit", "worker RSS MB"),
+              row(*["---"] * 11)]  # fmt: skip
     for mode, rows in r["e2e"].items():
         # A push is t_max = 4 steps: the learner alone trains this many steps/s.
         limit = learner4["data_steps_s"] if mode == "data" else learner4["gradient_applies_s"] * 4
@@ -72,7 +72,9 @@ def tables(r: dict) -> str:
             lines.append(row(
                 mode, n, fmt(v["env_steps_s"]), fmt(v["env_steps_s"] / REFERENCE_STEPS_S, 1),
                 fmt(v["updates_s"]), fmt(v["utilisation"], 2),
-                pair(v["push_p50_ms"], v["push_p99_ms"]), pair(v["lag_p50"], v["lag_p99"]),
+                pair(v["push_p50_ms"], v["push_p99_ms"]),
+                pair(v["queue_wait_p50_ms"], v["queue_wait_p99_ms"]),
+                pair(v["lag_p50"], v["lag_p99"]),
                 fmt(v["env_steps_s"] / limit, 2), fmt(v["worker_rss_mb"]),
             ))  # fmt: skip
     lines += ["", "## 3-4. Server capacity: K synthetic clients replaying recorded pushes, "
