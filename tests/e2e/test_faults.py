@@ -1,21 +1,12 @@
 """Faults done for real: SIGKILL a worker, SIGKILL the server and start it again."""
 
-import csv
 import signal
 import subprocess
 import sys
 import time
 
 from tests.conftest import ROOT
-from tests.e2e.test_train import ENV, assert_weights_load, free_port
-
-
-def episodes(run_dir) -> list[int]:
-    path = run_dir / "returns.csv"
-    if not path.exists():
-        return []
-    with open(path) as f:
-        return [int(r["episode"]) for r in csv.DictReader(f)]
+from tests.e2e.test_train import ENV, assert_weights_load, episodes, free_port
 
 
 def wait_for_episodes(run_dir, n: int, procs, timeout: float = 180) -> None:

@@ -5,7 +5,6 @@ the veth link, not loopback. Mid-run the link goes down for longer than the keep
 timeout: workers notice, back off, reconnect, and the budget is still trained exactly.
 """
 
-import csv
 import os
 import shutil
 import subprocess
@@ -15,7 +14,7 @@ import time
 import pytest
 
 from tests.conftest import ROOT
-from tests.e2e.test_train import ENV
+from tests.e2e.test_train import ENV, episodes
 
 SERVER_IP, WORKER_IP = "10.213.7.1", "10.213.7.2"
 BUDGET = 30
@@ -62,14 +61,6 @@ def two_hosts():
         for ns in (ps, wk):
             subprocess.run(["ip", "netns", "pids", ns], capture_output=True)
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-
-def episodes(run_dir) -> list[int]:
-    path = run_dir / "returns.csv"
-    if not path.exists():
-        return []
-    with open(path) as f:
-        return [int(r["episode"]) for r in csv.DictReader(f)]
 
 
 def test_workers_in_another_namespace_survive_a_cut_link(two_hosts, tmp_path):

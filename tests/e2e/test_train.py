@@ -21,6 +21,11 @@ def rows(run_dir):
         return list(csv.DictReader(f))
 
 
+def episodes(run_dir) -> list[int]:
+    """Episode numbers logged so far ([] before the server made returns.csv)."""
+    return [int(r["episode"]) for r in rows(run_dir)] if (run_dir / "returns.csv").exists() else []
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
