@@ -18,7 +18,7 @@ from prometheus_client import start_http_server
 
 from a3c import config
 from a3c.config import ServerConfig, TrainConfig
-from a3c.model import EnvSpecError, env_spec, make_env
+from a3c.model import EnvSpec, EnvSpecError, env_spec, make_env
 from a3c.v1 import a3c_pb2, a3c_pb2_grpc
 from server.metrics import MetricsInterceptor, ServerMetrics
 from server.security import TokenInterceptor, server_credentials, server_token
@@ -71,6 +71,31 @@ class Progress(threading.Thread):
         if self._tty:
             print()
 
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.is_alive():
+            self.join()
+
+
+class Deferred(a3c_pb2_grpc.ParameterServerServicer):
+    """Answers UNAVAILABLE until `target` is set, so the port can open (health
+    NOT_SERVING) while TensorFlow loads and a checkpoint is restored."""
+
+    target: a3c_pb2_grpc.ParameterServerServicer | None = None
+
+
+def _deferred(name: str):
+    def method(self, request, context):
+        if self.target is None:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "the server is starting; retry")
+        return getattr(self.target, name)(request, context)
+
+    return method
+
+
+for _name in a3c_pb2.DESCRIPTOR.services_by_name["ParameterServer"].methods_by_name:
+    setattr(Deferred, _name, _deferred(_name))
+
 
 def build_grpc_server(
     servicer, health_servicer, scfg: ServerConfig, metrics
@@ -100,13 +125,40 @@ def build_grpc_server(
 
 
 def set_health(health_servicer, serving: bool) -> None:
-    status = (
-        health_pb2.HealthCheckResponse.SERVING
-        if serving
-        else (health_pb2.HealthCheckResponse.NOT_SERVING)
-    )
+    status = health_pb2.HealthCheckResponse.NOT_SERVING
+    if serving:
+        status = health_pb2.HealthCheckResponse.SERVING
     for name in ("", SERVICE):
         health_servicer.set(name, status)
+
+
+def check(tcfg: TrainConfig, scfg: ServerConfig) -> EnvSpec:
+    """Everything that can be wrong with the settings, before TensorFlow loads."""
+    spec = env_spec(make_env(tcfg.env_id), tcfg.env_id)
+    server_credentials(scfg)  # unreadable certificate or token files fail here
+    server_token(scfg)
+    if scfg.learner_batch < 1 or scfg.learner_reduce not in ("sum", "mean"):
+        raise ValueError("--learner-batch must be >= 1 and --learner-reduce sum or mean")
+    return spec
+
+
+def wait_for_end(app, scfg: ServerConfig, stop: threading.Event) -> None:
+    """Returns on a signal, or once the budget is spent and the workers were told."""
+    while not stop.is_set() and not app.budget.done:
+        stop.wait(0.2)
+    if not app.budget.done:
+        return
+    if not scfg.exit_when_done:
+        app.learner.stop()
+        app.save()
+        log.info("role=server budget spent; serving the final weights until stopped")
+        stop.wait()
+        return
+    deadline = time.monotonic() + scfg.drain_seconds
+    # Tell every live worker (they learn it from StartEpisode) before going away.
+    while app.registry.active(scfg.lease_timeout) and time.monotonic() < deadline:
+        if stop.wait(0.1):
+            return
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,12 +166,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout
     )
+    metrics = ServerMetrics()
     try:
-        spec = env_spec(make_env(tcfg.env_id), tcfg.env_id)
-        server_credentials(scfg)  # unreadable certificate or token files fail here, in a blink
-        server_token(scfg)
-        if scfg.learner_batch < 1 or scfg.learner_reduce not in ("sum", "mean"):
-            raise ValueError("--learner-batch must be >= 1 and --learner-reduce sum or mean")
+        spec = check(tcfg, scfg)
+        if scfg.metrics_port:
+            try:
+                start_http_server(scfg.metrics_port, scfg.metrics_host, registry=metrics.registry)
+            except OSError as err:
+                raise OSError(f"metrics port {scfg.metrics_port}: {err.strerror}") from err
     except (EnvSpecError, OSError, ValueError) as err:
         print(f"a3c-server: {err}", file=sys.stderr)
         return 2
@@ -127,17 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     effective = {"train": json.loads(tcfg.to_json()), "server": vars(scfg)}
     (run_dir / "config.json").write_text(json.dumps(effective, indent=2) + "\n")
-
     health_servicer = health.HealthServicer()
     set_health(health_servicer, False)
-    metrics = ServerMetrics()
-    if scfg.metrics_port:
-        try:
-            start_http_server(scfg.metrics_port, scfg.metrics_host, registry=metrics.registry)
-        except OSError as err:
-            print(f"a3c-server: metrics port {scfg.metrics_port}: {err.strerror}", file=sys.stderr)
-            return 2
-    # TensorFlow loads only now: a bad flag, env id or port fails in a blink.
+    deferred = Deferred()
+    server, port = build_grpc_server(deferred, health_servicer, scfg, metrics)
+    server.start()
+    # TensorFlow loads only now: a bad flag, env id or port fails in a blink, and probes
+    # see NOT_SERVING while it loads.
     from server.app import App
     from server.checkpoints import CheckpointError
 
@@ -145,54 +195,32 @@ def main(argv: list[str] | None = None) -> int:
         app = App(tcfg, scfg, spec, run_dir, metrics)
     except CheckpointError as err:
         print(f"a3c-server: cannot resume: {err}", file=sys.stderr)
+        server.stop(grace=None)
         return 2
-    server, port = build_grpc_server(app.servicer, health_servicer, scfg, app.metrics)
-    server.start()
+    deferred.target = app.servicer
     (run_dir / "server.port").write_text(f"{port}\n")
     app.learner.start()
     set_health(health_servicer, True)
     log.info(
         "role=server listening on %s:%d env=%s budget=%d run_dir=%s",
-        scfg.host,
-        port,
-        tcfg.env_id,
-        tcfg.max_episodes,
-        run_dir,
-    )
-
+        scfg.host, port, tcfg.env_id, tcfg.max_episodes, run_dir,
+    )  # fmt: skip
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     progress = Progress(app.runlog, app.budget, app.learner, app.registry)
     if scfg.progress:
         progress.start()
-    while not stop.is_set() and not app.budget.done:
-        stop.wait(0.2)
-    if app.budget.done and not scfg.exit_when_done:
-        app.learner.stop()
-        app.save()
-        log.info("role=server budget spent; serving the final weights until stopped")
-        stop.wait()
-    elif app.budget.done:
-        deadline = time.monotonic() + scfg.drain_seconds
-        # Tell every live worker (they learn it from StartEpisode) before going away.
-        while app.registry.active(scfg.lease_timeout) and time.monotonic() < deadline:
-            if stop.wait(0.1):
-                break
-    progress.stopped.set()
-    if scfg.progress:
-        progress.join()
+    wait_for_end(app, scfg, stop)
+    progress.stop()
     set_health(health_servicer, False)
     server.stop(grace=3.0).wait()
     app.close()
     log.info(
         "role=server stopped: %d/%d episodes trained, %d env steps, version %d, %.1fs",
-        app.budget.completed,
-        tcfg.max_episodes,
-        app.runlog.env_steps,
-        app.learner.version,
+        app.budget.completed, tcfg.max_episodes, app.runlog.env_steps, app.learner.version,
         app.runlog.seconds,
-    )
+    )  # fmt: skip
     return 0
 
 

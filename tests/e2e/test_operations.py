@@ -39,24 +39,29 @@ def server(tmp_path):
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     health = health_pb2_grpc.HealthStub(channel)
     deadline = time.monotonic() + 120
+    seen = []
     while True:
         try:
             status = health.Check(health_pb2.HealthCheckRequest(), timeout=2).status
+            seen.append(status)
             if status == health_pb2.HealthCheckResponse.SERVING:
                 break
         except grpc.RpcError:
             pass
         assert time.monotonic() < deadline and proc.poll() is None, "server never SERVING"
-        time.sleep(0.2)
-    yield proc, port, health
+        time.sleep(0.1)
+    yield proc, port, health, seen
     channel.close()
     if proc.poll() is None:
         proc.kill()
     proc.wait()
 
 
-def test_serving_when_ready_and_not_serving_while_draining(server):
-    proc, _, health = server
+def test_not_serving_while_loading_serving_when_ready_not_serving_while_draining(server):
+    proc, _, health, seen = server
+    # The port opens before TensorFlow loads: NOT_SERVING, then SERVING.
+    assert seen[0] == health_pb2.HealthCheckResponse.NOT_SERVING, seen
+    assert seen[-1] == health_pb2.HealthCheckResponse.SERVING
     request = health_pb2.HealthCheckRequest(service=SERVICE)
     assert health.Check(request).status == health_pb2.HealthCheckResponse.SERVING
     watch = health.Watch(request)
@@ -69,7 +74,7 @@ def test_serving_when_ready_and_not_serving_while_draining(server):
 
 
 def test_grpcurl_lists_describes_checks_and_pulls(server):
-    _, port, _ = server
+    _, port, _, _ = server
     address = f"127.0.0.1:{port}"
 
     def run(*args) -> str:

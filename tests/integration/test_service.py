@@ -195,3 +195,26 @@ def test_episode_end_counts_exactly_once_and_budget_closes(live_server_factory):
     rows = (live.app.run_dir / "returns.csv").read_text().splitlines()
     assert rows[0].startswith("episode,worker,return,length,version")
     assert len(rows) == 2 and rows[1].startswith("1,test,-100.000,4,1")
+
+
+def test_calls_while_loading_get_unavailable(tmp_path):
+    """The port opens before the networks exist: calls get UNAVAILABLE, and workers retry."""
+    from grpc_health.v1 import health
+
+    from a3c.config import ServerConfig
+    from a3c.v1 import a3c_pb2_grpc
+    from server.__main__ import Deferred, build_grpc_server
+    from server.metrics import ServerMetrics
+
+    scfg = ServerConfig(host="127.0.0.1", port=0, metrics_port=0, run_dir=str(tmp_path))
+    server, port = build_grpc_server(Deferred(), health.HealthServicer(), scfg, ServerMetrics())
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = a3c_pb2_grpc.ParameterServerStub(channel)
+            with pytest.raises(grpc.RpcError) as err:
+                stub.Connect(pb.ConnectRequest(mode=pb.MODE_DATA), timeout=5)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "starting" in err.value.details()
+    finally:
+        server.stop(grace=None)
