@@ -11,6 +11,7 @@ MODE ?= gradient
 EPISODES ?= 500
 SEED ?= 0
 ENV ?= Pendulum-v1
+IN_FLIGHT ?= 1
 METRICS_PORT ?= 9100
 WORKER_METRICS_PORT ?= 9101
 RUN_DIR ?= runs/$(MODE)-n$(N)-s$(SEED)-$(shell date +%Y%m%d-%H%M%S)
@@ -35,7 +36,8 @@ proto: $(STAMP)
 train: $(STAMP)
 	$(BIN)/a3c-train --workers $(N) --mode $(MODE) --max-episodes $(EPISODES) \
 		--run-dir $(RUN_DIR) --seed $(SEED) --env-id $(ENV) \
-		--metrics-port $(METRICS_PORT) --worker-metrics-port $(WORKER_METRICS_PORT)
+		--metrics-port $(METRICS_PORT) --worker-metrics-port $(WORKER_METRICS_PORT) \
+		--max-in-flight $(IN_FLIGHT) $(TRAIN_FLAGS)
 
 server: $(STAMP)
 	$(BIN)/a3c-server --port $(PORT) --max-episodes $(EPISODES) --run-dir $(RUN_DIR) \
@@ -43,7 +45,7 @@ server: $(STAMP)
 
 workers: $(STAMP)
 	$(BIN)/a3c-workers -n $(N) --server $(SERVER) --mode $(MODE) --seed $(SEED) \
-		--metrics-port $(WORKER_METRICS_PORT)
+		--metrics-port $(WORKER_METRICS_PORT) --max-in-flight $(IN_FLIGHT)
 
 # Prometheus and promtool from the Debian package, installed when missing.
 prometheus:

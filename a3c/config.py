@@ -138,6 +138,10 @@ class WorkerConfig:
     """Port of this worker's Prometheus /metrics endpoint (0: off)."""
     exit_when_done: bool = True
     """Exit 0 once the budget is spent; false: idle until SIGTERM (for a Deployment)."""
+    max_in_flight: int = 1
+    """Pushes that may await their reply while the worker steps on: 1 waits for each
+    push's reply and weights, as in the seed; 2 overlaps the next rollout with the round
+    trip (one version more of policy lag). The last push of an episode is always awaited."""
     tls_ca: str = ""
     """PEM CA bundle that signed the server's certificate: connect over TLS."""
     tls_cert: str = ""

@@ -35,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
         "--metrics-port", type=int, default=0, help="server's Prometheus port (0: off)"
     )
     parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=1,
+        help="pushes a worker may have unanswered while it steps on (1: the seed's way)",
+    )
+    parser.add_argument(
         "--worker-metrics-port",
         type=int,
         default=0,
@@ -57,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     workers = subprocess.Popen(
         [sys.executable, "-m", "worker.launcher", "-n", str(args.workers),
          "--server", f"127.0.0.1:{port}", "--mode", args.mode, "--seed", str(args.seed),
-         "--connect-timeout", "30", "--metrics-port", str(args.worker_metrics_port)]
+         "--connect-timeout", "30", "--metrics-port", str(args.worker_metrics_port),
+         "--max-in-flight", str(args.max_in_flight)]
     )  # fmt: skip
 
     def forward_sigterm(*_):

@@ -19,7 +19,7 @@ from a3c.v1 import a3c_pb2_grpc as pb_grpc
 from server.budget import Budget, Grant
 from server.learner import Learner, LearnerStopped, Push
 from server.metrics import ServerMetrics
-from server.workers import Registry, WorkerInfo
+from server.workers import RESEND_WINDOW, Registry, WorkerInfo
 
 MODES = {pb.MODE_GRADIENT: "gradient", pb.MODE_DATA: "data"}
 GRANTS = {
@@ -193,7 +193,8 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
             if earlier is None:
                 self._refuse(
                     context, grpc.StatusCode.INVALID_ARGUMENT, "bad_seq",
-                    f"seq {seq} is older than this worker's last push {info.last_seq}",
+                    f"seq {seq} is older than this worker's last {RESEND_WINDOW} pushes "
+                    f"(last {info.last_seq})",
                 )  # fmt: skip
             self._m.resent.inc()
             push = earlier  # answered as the first time; applied once

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import threading
 import time
 from typing import Any
+
+RESEND_WINDOW = 16  # more than any worker keeps in flight
 
 
 @dataclasses.dataclass
@@ -17,7 +20,8 @@ class WorkerInfo:
     last_seen: float
     told_done: bool = False
     last_seq: int = 0
-    last_push: Any = None  # the server.learner.Push of last_seq, for resent pushes
+    # The last RESEND_WINDOW pushes by seq (server.learner.Push), to answer resent ones.
+    recent: collections.OrderedDict = dataclasses.field(default_factory=collections.OrderedDict)
 
 
 class Registry:
@@ -43,20 +47,23 @@ class Registry:
             return info
 
     def claim_seq(self, info: WorkerInfo, seq: int, push: Any) -> tuple[bool, Any]:
-        """(True, None) when seq is new for the worker (push becomes its last push);
-        (False, the earlier push) when seq was seen: the earlier push if seq is the
-        last one, else None."""
+        """(True, None) when seq is new for the worker (push is remembered under it);
+        (False, the earlier push) when seq was seen, None if too long ago to answer."""
         with self._lock:
             if seq > info.last_seq:
-                info.last_seq, info.last_push = seq, push
+                info.last_seq = seq
+                info.recent[seq] = push
+                while len(info.recent) > RESEND_WINDOW:
+                    info.recent.popitem(last=False)
                 return True, None
-            return False, info.last_push if seq == info.last_seq else None
+            return False, info.recent.get(seq)
 
     def forget_seq(self, info: WorkerInfo, seq: int) -> None:
         """Undoes claim_seq for a push that was refused before it was queued."""
         with self._lock:
+            info.recent.pop(seq, None)
             if info.last_seq == seq:
-                info.last_seq, info.last_push = seq - 1, None
+                info.last_seq = max(info.recent, default=0)
 
     def remove(self, worker_id: str) -> None:
         with self._lock:

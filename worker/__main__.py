@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     if wcfg.mode not in ("gradient", "data"):
         print(f"a3c-worker: --mode must be gradient or data, not {wcfg.mode!r}", file=sys.stderr)
         return 2
+    if wcfg.max_in_flight < 1:
+        print("a3c-worker: --max-in-flight must be at least 1", file=sys.stderr)
+        return 2
     if not wcfg.name:
         wcfg = dataclasses.replace(wcfg, name=f"{socket.gethostname()}:{os.getpid()}")
     logging.basicConfig(

@@ -107,15 +107,22 @@ def retry(call: Callable[[], T], deadline: float, backoff: Backoff, what: str) -
 
 
 class PushStream:
-    """One open push RPC used as ping-pong: send a push, wait for its reply."""
+    """One open push RPC: pushes go in, their replies come back in the same order."""
 
     def __init__(self, method):
         self._requests: queue.Queue = queue.Queue()
         self._responses = method(iter(self._requests.get, None))
 
-    def send(self, message) -> pb.PushReply:
+    def put(self, message) -> None:
         self._requests.put(message)
+
+    def next_reply(self) -> pb.PushReply:
         return next(self._responses)
+
+    def send(self, message) -> pb.PushReply:
+        """Ping-pong: one push, then its reply."""
+        self.put(message)
+        return self.next_reply()
 
     def close(self) -> None:
         self._requests.put(None)

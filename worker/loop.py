@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import logging
 import threading
 import time
@@ -69,6 +70,8 @@ class Session:
             self.gradients = LocalGradients(self.spec, self.cfg)
         self.stream: PushStream = client.push_stream(wcfg.mode)
         self.backoff = Backoff()
+        self.pending: collections.deque = collections.deque()  # pushes sent, not answered
+        self.lease_valid = True
 
     def take_weights(self, message: pb.WeightSet) -> None:
         version, actor, critic = codec.weights_from_proto(message, *self.shapes)
@@ -77,7 +80,8 @@ class Session:
         if self.gradients is not None:
             self.flat = np.concatenate([w.ravel() for w in (*actor, *critic)])
 
-    def push(self, rollout: Rollout, lease_id: int, end: bool, ret: float, length: int):
+    def push(self, rollout: Rollout, lease_id: int, end: bool, ret: float, length: int) -> None:
+        """Sends a push; waits for replies while max_in_flight pushes are unanswered."""
         self.identity.seq += 1
         header = pb.PushHeader(
             worker_id=self.worker_id,
@@ -101,21 +105,38 @@ class Session:
             )
             self.metrics.seconds.labels("gradients").inc(perf_counter() - start)
         start = perf_counter()
-        reply = self._send(message)
+        self.pending.append(message)
+        self.stream.put(message)  # a broken stream shows in _receive, which resends
+        while len(self.pending) >= self.wcfg.max_in_flight:
+            self._receive()
+        self.metrics.seconds.labels("rpc").inc(perf_counter() - start)
+
+    def drain(self) -> bool:
+        """Waits for every push in flight; False if a push found its lease lost."""
+        start = perf_counter()
+        while self.pending:
+            self._receive()
+        self.metrics.seconds.labels("rpc").inc(perf_counter() - start)
+        valid, self.lease_valid = self.lease_valid, True
+        return valid
+
+    def _receive(self) -> None:
+        """Takes the reply of the oldest push in flight, and its weights."""
+        reply = self._resend_on_failure(lambda: self.stream.next_reply())
+        self.pending.popleft()
+        self.lease_valid &= reply.lease_valid
         if reply.weights.version:
             self.take_weights(reply.weights)
-        self.metrics.seconds.labels("rpc").inc(perf_counter() - start)
-        return reply
 
-    def _send(self, message) -> pb.PushReply:
-        """Sends a push and waits for its reply; on a transient failure reconnects and
-        sends the same push again (same seq: the server applies it at most once)."""
+    def _resend_on_failure(self, call):
+        """call(), reading the push stream; on a transient failure reconnects and sends every
+        push in flight again, in order (same seqs: the server applies each at most once)."""
         deadline: float | None = None
         while True:
             try:
-                reply = self.stream.send(message)
+                result = call()
                 self.backoff.reset()
-                return reply
+                return result
             except grpc.RpcError as err:
                 if not is_transient(err):
                     raise
@@ -137,6 +158,8 @@ class Session:
                 if reply.incarnation != self.incarnation:
                     raise ServerRestarted from err
                 self.stream = self.client.push_stream(self.wcfg.mode)
+                for message in self.pending:
+                    self.stream.put(message)
 
     def close(self) -> None:
         self.stream.close()
@@ -181,8 +204,10 @@ def run_episode(
                 next_obs,
                 bool(terminated),
             )
-            reply = session.push(rollout, lease_id, end, ret, length)
-            if not reply.lease_valid or stop.is_set():
+            session.push(rollout, lease_id, end, ret, length)
+            settle = end or not session.lease_valid or stop.is_set()
+            # An episode counts once its last push is answered: wait before leasing more.
+            if settle and (not session.drain() or not end):
                 return None
             states, actions, rewards = [], [], []
             if end:

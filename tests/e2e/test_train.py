@@ -157,3 +157,17 @@ def test_it_learns_pendulum(tmp_path):
     first, last = returns[:20].mean(), returns[-20:].mean()
     assert last > -700, f"mean of the last 20 episodes {last:.0f}"
     assert last - first > 400, f"first 20 {first:.0f}, last 20 {last:.0f}"
+
+
+def test_pipelined_pushes_train_exactly_the_budget(tmp_path):
+    """--max-in-flight 2: workers step on while a push awaits its reply; still exact."""
+    run_dir = tmp_path / "pipelined"
+    done = subprocess.run(
+        [sys.executable, "-m", "lab.train", "-n", "2", "--mode", "gradient", "--run-dir",
+         str(run_dir), "--max-episodes", "6", "--max-in-flight", "2"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = rows(run_dir)
+    assert [int(r["episode"]) for r in table] == [1, 2, 3, 4, 5, 6]
+    assert int(table[-1]["env_steps"]) == 1200 and int(table[-1]["version"]) == 300

@@ -183,12 +183,20 @@ def test_episode_end_counts_exactly_once_and_budget_closes(live_server_factory):
     push.header.seq = 2
     (late,) = list(live.stub.PushSamples(iter([push])))
     assert not late.lease_valid and late.version == 1
-    # An older seq than the last one is refused.
+    # Seqs are remembered for the last 16 pushes; one older than that is refused.
+    later = []
+    for seq in range(3, 19):
+        late = pb.SamplePush()
+        late.CopyFrom(push)
+        late.header.seq = seq
+        later.append(late)
+    list(live.stub.PushSamples(iter(later)))
     push.header.seq = 1
     with pytest.raises(grpc.RpcError) as err:
         list(live.stub.PushSamples(iter([push])))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "older" in err.value.details()
+    assert live.app.learner.version == 1
     done = live.stub.StartEpisode(pb.StartEpisodeRequest(worker_id=worker_id))
     assert done.status == pb.StartEpisodeReply.DONE
     assert live.app.budget.completed == 1
@@ -218,3 +226,21 @@ def test_calls_while_loading_get_unavailable(tmp_path):
             assert "starting" in err.value.details()
     finally:
         server.stop(grace=None)
+
+
+def test_pushes_in_flight_resent_on_a_new_stream_are_applied_once(live_server_factory):
+    """A worker with two pushes in flight loses its stream and sends both again."""
+    live = live_server_factory()
+    worker_id, lease = connect(live, pb.MODE_DATA)
+    pushes = [
+        pb.SamplePush(
+            header=header(worker_id, lease, seq=seq), rollout=codec.rollout_to_proto(rollout(seq))
+        )
+        for seq in (1, 2)
+    ]
+    first = list(live.stub.PushSamples(iter(pushes)))
+    again = list(live.stub.PushSamples(iter(pushes)))
+    assert [r.version for r in first] == [r.version for r in again] == [1, 2]
+    assert live.app.learner.version == 2
+    resent = live.app.metrics.registry.get_sample_value("a3c_server_pushes_resent_total")
+    assert resent == 2
