@@ -15,10 +15,12 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import numpy as np
 
 from lab import scrape
 from lab.bench_report import learning_row, write_outputs
+from lab.loadgen import wait_serving
 
 MODES = ("gradient", "data")
 
@@ -138,15 +140,8 @@ class Server:
              "--checkpoint-seconds", "0", *flags],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                self.samples()
-                return
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("the server did not start") from None
-                time.sleep(0.3)
+        with grpc.insecure_channel(self.address) as channel:
+            wait_serving(channel)
 
     @property
     def address(self) -> str:
@@ -211,23 +206,30 @@ def stop(procs: list[subprocess.Popen]) -> None:
             p.kill()
 
 
-def end_to_end(out: Path, mode: str, counts: list[int], seconds: float) -> dict:
-    """Section 2: one server per mode; N real workers at a time, measured after warm-up."""
+def end_to_end(
+    out: Path, mode: str, counts: list[int], in_flight: list[int], seconds: float
+) -> dict:
+    """Section 2: one server per mode; N real workers at a time, each allowed K pushes in
+    flight, measured after warm-up. Keys: "N" for K = 1, "N/K" otherwise."""
     server = Server(out / f"e2e-{mode}")
     results = {}
     try:
-        for n in counts:
-            launcher = subprocess.Popen(
-                [sys.executable, "-m", "worker.launcher", "-n", str(n), "--server",
-                 server.address, "--mode", mode, "--seed", str(n)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            try:
-                server.wait_steps(200 * n)  # every worker imported, traced and pushing
-                results[n] = server.window(seconds, mode, children(launcher.pid))
-            finally:
-                stop([launcher])
-            print(f"  e2e {mode} N={n}: {results[n]['env_steps_s']:.0f} env steps/s", flush=True)
+        for k in in_flight:
+            for n in counts:
+                launcher = subprocess.Popen(
+                    [sys.executable, "-m", "worker.launcher", "-n", str(n), "--server",
+                     server.address, "--mode", mode, "--seed", str(n),
+                     "--max-in-flight", str(k)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                key = str(n) if k == 1 else f"{n}/{k}"
+                try:
+                    server.wait_steps(200 * n)  # every worker imported, traced and pushing
+                    results[key] = server.window(seconds, mode, children(launcher.pid))
+                finally:
+                    stop([launcher])
+                rate = results[key]["env_steps_s"]
+                print(f"  e2e {mode} N={n} in flight {k}: {rate:.0f} env steps/s", flush=True)
     finally:
         server.stop()
     return results
@@ -299,6 +301,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4, 8])
+    parser.add_argument(
+        "--in-flight", type=int, nargs="+", default=[1, 2], help="workers' --max-in-flight"
+    )
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--batch-clients", type=int, default=16, help="K for the batching test")
@@ -310,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"settings": {k: str(v) for k, v in vars(args).items()}}
     print("limits", flush=True)
     results["limits"] = limits(min(args.seconds, 3.0), recorded)
-    results["e2e"] = {m: end_to_end(args.out, m, args.workers, args.seconds) for m in args.modes}
+    results["e2e"] = {
+        m: end_to_end(args.out, m, args.workers, args.in_flight, args.seconds) for m in args.modes
+    }
     results["capacity"] = {}
     for mode in args.modes:
         per_batch = {}

@@ -61,7 +61,8 @@ def tables(r: dict) -> str:
         lines.append(row(f"learner, data mode, {steps} steps per update", what))
     lines.append(row("learner, gradient applies", fmt(learner4["gradient_applies_s"])))
     lines += ["", "## 2. End to end (real workers)", "",
-              row("mode", "N", "env steps/s", "x reference", "updates/s", "learner busy",
+              row("mode", "N / pushes in flight", "env steps/s", "x reference", "updates/s",
+                  "learner busy",
                   "push p50 / p99 ms", "queue wait p50 / p99 ms", "policy lag p50 / p99",
                   "share of learner limit", "worker RSS MB"),
               row(*["---"] * 11)]  # fmt: skip
@@ -117,8 +118,11 @@ def plot(r: dict, path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     for mode, rows in r["e2e"].items():
-        ns = list(rows)
-        left.plot(ns, [v["env_steps_s"] for v in rows.values()], "o-", label=f"{mode} mode")
+        for k in sorted({key.split("/")[1] if "/" in key else "1" for key in rows}):
+            keys = [key for key in rows if (key.split("/")[1] if "/" in key else "1") == k]
+            ns = [int(key.split("/")[0]) for key in keys]
+            label = f"{mode} mode" + ("" if k == "1" else f", {k} pushes in flight")
+            left.plot(ns, [rows[key]["env_steps_s"] for key in keys], "o-", label=label)
     for mode, per_batch in r["capacity"].items():
         for b, rows in per_batch.items():
             ks = list(rows)

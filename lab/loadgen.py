@@ -20,12 +20,29 @@ import time
 
 import grpc
 import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from a3c import codec
 from a3c.algo import split_flat
 from a3c.rollout import Rollout
 from a3c.v1 import a3c_pb2 as pb
 from a3c.v1 import a3c_pb2_grpc as pb_grpc
+
+
+def wait_serving(channel: grpc.Channel, timeout: float = 180.0) -> None:
+    """Until the server's health service says SERVING (its port opens before it is ready)."""
+    stub = health_pb2_grpc.HealthStub(channel)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2, wait_for_ready=True)
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                return
+        except grpc.RpcError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError("the server did not become SERVING")
+        time.sleep(0.2)
 
 
 def messages(mode: str, recorded) -> list:
@@ -102,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     with np.load(args.recorded) as recorded:
         payloads = messages(args.mode, recorded)
     channel = grpc.insecure_channel(args.server)
-    grpc.channel_ready_future(channel).result(timeout=120)
+    wait_serving(channel)
     stub = pb_grpc.ParameterServerStub(channel)
     stop_at = time.monotonic() + args.seconds
     threads = [Replayer(stub, args.mode, payloads, stop_at, i) for i in range(args.threads)]

@@ -12,7 +12,7 @@ NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
 
 def test_make_bench_tiny(tmp_path):
     flags = (
-        "--modes data --workers 1 --clients 2 --batches 1 2 --batch-clients 2 "
+        "--modes data --workers 1 --in-flight 1 2 --clients 2 --batches 1 2 --batch-clients 2 "
         "--seconds 2 --learning-episodes 2"
     )
     done = subprocess.run(
@@ -30,7 +30,7 @@ def test_make_bench_tiny(tmp_path):
     ]  # fmt: skip
     headers = {"what", "mode"}
     body = [r for r in rows if r.split("|")[1].strip() not in headers]
-    assert len(body) >= 1 + 3 + 1 + 1 + 2 + 1  # limits, e2e, capacity, learning rows
+    assert len(body) == 8 + 2 + 2 + 1  # limits, e2e (K = 1, 2), capacity (B = 1, 2), learning
     for line in body:
         cells = [c.strip() for c in line.strip("|").split("|")]
         for cell in cells[1:]:

@@ -13,6 +13,7 @@ from a3c import codec
 from a3c.rollout import Rollout
 from a3c.v1 import a3c_pb2 as pb
 from a3c.v1 import a3c_pb2_grpc as pb_grpc
+from lab.loadgen import wait_serving
 from tests.conftest import ROOT
 from tests.e2e.test_train import ENV, free_port
 
@@ -93,7 +94,7 @@ def test_64_workers_get_backpressure_exact_counts_and_bounded_memory(tmp_path):
     )  # fmt: skip
     try:
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        grpc.channel_ready_future(channel).result(timeout=120)
+        wait_serving(channel)
         stop_at = time.monotonic() + SECONDS
         clients = [Client(f"127.0.0.1:{port}", i, stop_at) for i in range(CLIENTS)]
         for c in clients:
