@@ -58,16 +58,11 @@ class Budget:
     def done(self) -> bool:
         return self._completed >= self.max_episodes
 
-    @property
-    def leased(self) -> int:
-        return len(self._leases)
-
     def request(self, worker_id: str, wait: float = 0.0) -> tuple[Grant, int]:
         """A new lease for worker_id (dropping any it held), waiting up to `wait` seconds."""
         deadline = self._clock() + wait
         with self._cond:
-            for lease_id in [k for k, v in self._leases.items() if v.worker_id == worker_id]:
-                del self._leases[lease_id]
+            self._drop(worker_id)
             while True:
                 if self.done:
                     return Grant.DONE, 0
@@ -116,10 +111,10 @@ class Budget:
     def release_worker(self, worker_id: str) -> None:
         """Gives back the leases of a worker that said it is leaving."""
         with self._cond:
-            for lease_id in [k for k, v in self._leases.items() if v.worker_id == worker_id]:
-                del self._leases[lease_id]
+            self._drop(worker_id)
             self._cond.notify_all()
 
-    def wait_done(self, timeout: float | None = None) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: self.done, timeout)
+    def _drop(self, worker_id: str) -> None:
+        """Forgets worker_id's leases; the caller holds the lock."""
+        for lease_id in [k for k, v in self._leases.items() if v.worker_id == worker_id]:
+            del self._leases[lease_id]

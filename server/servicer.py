@@ -77,19 +77,13 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         self._m.refused.labels(reason).inc()
         context.abort(code, message)
 
-    def _worker(self, worker_id: str, context: grpc.ServicerContext) -> WorkerInfo:
+    def _worker(self, worker_id: str, context, push: bool = False) -> WorkerInfo:
+        """The registered worker, or NOT_FOUND (counted as a refused push when push)."""
         info = self._registry.get(worker_id)
         if info is None:
+            if push:
+                self._m.refused.labels("unknown_worker").inc()
             context.abort(grpc.StatusCode.NOT_FOUND, f"unknown worker id {worker_id!r}; Connect")
-        return info
-
-    def _known_pusher(self, worker_id: str, context) -> WorkerInfo:
-        info = self._registry.get(worker_id)
-        if info is None:
-            self._refuse(
-                context, grpc.StatusCode.NOT_FOUND, "unknown_worker",
-                f"unknown worker id {worker_id!r}; Connect",
-            )  # fmt: skip
         return info
 
     def Connect(self, request, context):
@@ -125,7 +119,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
 
     def PushSamples(self, request_iterator, context):
         for message in request_iterator:
-            info = self._known_pusher(message.header.worker_id, context)
+            info = self._worker(message.header.worker_id, context, push=True)
             try:
                 rollout = codec.rollout_from_proto(
                     message.rollout, self._spec.obs_dim, self._spec.action_dim, self._cfg.t_max
@@ -139,7 +133,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
     def PushGradients(self, request_iterator, context):
         actor_shapes, critic_shapes = self._shapes
         for message in request_iterator:
-            info = self._known_pusher(message.header.worker_id, context)
+            info = self._worker(message.header.worker_id, context, push=True)
             try:
                 actor = codec.from_tensors(message.actor_grads, actor_shapes, "actor_grads")
                 critic = codec.from_tensors(message.critic_grads, critic_shapes, "critic_grads")

@@ -119,11 +119,6 @@ class PushStream:
     def next_reply(self) -> pb.PushReply:
         return next(self._responses)
 
-    def send(self, message) -> pb.PushReply:
-        """Ping-pong: one push, then its reply."""
-        self.put(message)
-        return self.next_reply()
-
     def close(self) -> None:
         self._requests.put(None)
         self._responses.cancel()
