@@ -52,8 +52,41 @@ class TrainConfig:
     """See reward_shift."""
     grad_clip_norm: float = 20.0
     """Clip the actor's and the critic's gradients each by this global norm (0: off)."""
+    entropy_coef: float = 0.0
+    """Entropy bonus: the actor loss subtracts this times the policy's entropy, summed
+    over the rollout's steps like the policy-gradient term (0: off, as in the seed)."""
+    normalize_advantages: bool = False
+    """Scale each update's advantages to zero mean and unit standard deviation."""
+    lr_schedule: str = "constant"
+    """constant, or linear: both learning rates fall linearly with the episodes trained, to
+    lr_final_scale times their start at the end of the budget."""
+    lr_final_scale: float = 0.1
+    """With lr_schedule linear: the learning rates' fraction left at the last episode."""
+    std_mode: str = "state"
+    """state: the std is a softplus head of the actor (the seed); param: a learned log-std
+    per action dimension, independent of the state (initialised to log_std_init)."""
+    log_std_init: float = 0.0
+    """With std_mode param: the initial log-std."""
+    max_policy_lag: int = 0
+    """Drop pushes made from weights more than this many versions old: acknowledged and
+    counted (their episode steps still count) but not trained on (0: off)."""
     seed: int = 0
     """Seed of the initial weights."""
+    preset: str = "default"
+    """Hyperparameter preset the fields not set by flag or environment come from: default
+    (the tuned values below), or seed (the seed's textbook A3C, exactly)."""
+
+    def __post_init__(self):
+        choices = {
+            "lr_schedule": ("constant", "linear"),
+            "std_mode": ("state", "param"),
+            "preset": tuple(PRESETS),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+        if self.max_policy_lag < 0 or self.t_max < 1 or not 0 < self.gamma <= 1:
+            raise ValueError("max_policy_lag >= 0, t_max >= 1 and 0 < gamma <= 1 required")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -63,6 +96,37 @@ class TrainConfig:
         """Rebuilds a config from to_json's output; fields this version lacks are refused."""
         raw = json.loads(text)
         return from_mapping(cls, raw)
+
+
+SEED_PRESET: dict[str, Any] = {
+    "gamma": 0.95,
+    "t_max": 4,
+    "actor_lr": 1e-4,
+    "critic_lr": 1e-3,
+    "hidden_sizes": (64, 32, 16),
+    "std_min": 1e-2,
+    "std_max": 1.0,
+    "reward_shift": 8.0,
+    "reward_scale": 8.0,
+    "grad_clip_norm": 20.0,
+    "entropy_coef": 0.0,
+    "normalize_advantages": False,
+    "lr_schedule": "constant",
+    "std_mode": "state",
+    "max_policy_lag": 0,
+}
+"""The seed's hyperparameters (../shared/seed.md), every one that TrainConfig tunes."""
+
+PRESETS: dict[str, dict[str, Any]] = {"default": {}, "seed": SEED_PRESET}
+"""Preset name -> the field values it sets; default is TrainConfig's own defaults."""
+
+
+def apply_preset(values: dict[str, Any]) -> dict[str, Any]:
+    """TrainConfig values with the fields they leave unset filled from their preset."""
+    preset = str(values.get("preset", "default"))
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    return {**PRESETS[preset], **values}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,6 +304,8 @@ def resolve(cls: type[T], args: argparse.Namespace, environ: Mapping[str, str]) 
         elif env_value is not None:
             values[f.name] = env_value
     try:
+        if cls is TrainConfig:
+            values = apply_preset(values)
         return from_mapping(cls, values)
     except (TypeError, ValueError) as err:
         raise SystemExit(f"bad {cls.__name__} value: {err}") from err

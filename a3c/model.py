@@ -1,9 +1,10 @@
 """The actor and critic: Keras builders and a numpy forward pass for inference.
 
 Actor: obs -> Dense relu x len(hidden_sizes) -> (mu_raw: tanh, std_raw: softplus),
-each [action_dim]. Critic: obs -> Dense relu x len(hidden_sizes) -> V (linear), [1].
+each [action_dim]; with std_mode param, std_raw = exp(log_std), one learned vector.
+Critic: obs -> Dense relu x len(hidden_sizes) -> V (linear), [1].
 Weights travel as the Keras models' `weights` lists: per Dense layer, kernel [in, out],
-then bias [out].
+then bias [out]; with std_mode param the actor's list ends with log_std [action_dim].
 """
 
 from __future__ import annotations
@@ -85,6 +86,25 @@ def _mlp(keras_mod, inputs, hidden_sizes: Sequence[int], prefix: str):
     return x
 
 
+def _log_std_layer(keras_mod, dim: int, init: float):
+    """A layer holding one learned log-std per action dimension: x [B, ...] -> std [B, dim]."""
+
+    class LogStd(keras_mod.layers.Layer):
+        def build(self, input_shape):
+            self.log_std = self.add_weight(
+                shape=(dim,), initializer=keras_mod.initializers.Constant(init), name="log_std"
+            )
+
+        def call(self, x):
+            ones = keras_mod.ops.ones_like(x[:, :1])
+            return ones * keras_mod.ops.exp(self.log_std)[None, :]
+
+        def compute_output_shape(self, input_shape):
+            return (input_shape[0], dim)
+
+    return LogStd(name="log_std")
+
+
 def build_actor(spec: EnvSpec, cfg: TrainConfig) -> keras.Model:
     """The actor with weights created (the model is called once, never lazily built)."""
     import keras
@@ -92,7 +112,10 @@ def build_actor(spec: EnvSpec, cfg: TrainConfig) -> keras.Model:
     obs = keras.Input((spec.obs_dim,), name="obs")
     x = _mlp(keras, obs, cfg.hidden_sizes, "actor")
     mu = keras.layers.Dense(spec.action_dim, activation="tanh", name="mu")(x)
-    std = keras.layers.Dense(spec.action_dim, activation="softplus", name="std")(x)
+    if cfg.std_mode == "param":
+        std = _log_std_layer(keras, spec.action_dim, cfg.log_std_init)(x)
+    else:
+        std = keras.layers.Dense(spec.action_dim, activation="softplus", name="std")(x)
     model = keras.Model(obs, [mu, std], name="actor")
     model(np.zeros((1, spec.obs_dim), np.float32))
     return model
@@ -123,6 +146,8 @@ def weight_shapes(spec: EnvSpec, cfg: TrainConfig) -> tuple[list[tuple[int, ...]
             shapes += [(width, out), (out,)]
         return shapes
 
+    if cfg.std_mode == "param":
+        return mlp([spec.action_dim]) + [(spec.action_dim,)], mlp([1])
     return mlp([spec.action_dim, spec.action_dim]), mlp([1])
 
 
@@ -133,12 +158,18 @@ def _hidden(weights: Sequence[np.ndarray], obs: np.ndarray, n_hidden: int) -> np
     return x
 
 
-def actor_forward(weights: Sequence[np.ndarray], obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def actor_forward(
+    weights: Sequence[np.ndarray], obs: np.ndarray, std_mode: str = "state"
+) -> tuple[np.ndarray, np.ndarray]:
     """numpy actor: obs [B, obs_dim] -> (mu_raw, std_raw), each [B, action_dim]."""
-    n_hidden = (len(weights) - 4) // 2
-    x = _hidden(weights, obs, n_hidden)
-    mu_raw = np.tanh(x @ weights[-4] + weights[-3])
-    std_raw = np.logaddexp(0.0, x @ weights[-2] + weights[-1])
+    if std_mode == "param":
+        x = _hidden(weights, obs, (len(weights) - 3) // 2)
+        mu_raw = np.tanh(x @ weights[-3] + weights[-2])
+        std_raw = np.broadcast_to(np.exp(weights[-1]), mu_raw.shape)
+    else:
+        x = _hidden(weights, obs, (len(weights) - 4) // 2)
+        mu_raw = np.tanh(x @ weights[-4] + weights[-3])
+        std_raw = np.logaddexp(0.0, x @ weights[-2] + weights[-1])
     return mu_raw.astype(np.float32), std_raw.astype(np.float32)
 
 
@@ -163,7 +194,9 @@ class NumpyPolicy:
 
     def mean_std(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """obs [obs_dim] -> (mu, std) [action_dim], mu in env units, std clipped."""
-        mu_raw, std_raw = actor_forward(self._weights, obs.reshape(1, -1).astype(np.float32))
+        mu_raw, std_raw = actor_forward(
+            self._weights, obs.reshape(1, -1).astype(np.float32), self._cfg.std_mode
+        )
         mu = self._spec.action_center + self._spec.action_half_range * mu_raw[0]
         std = np.clip(std_raw[0], self._cfg.std_min, self._cfg.std_max)
         return mu, std

@@ -109,10 +109,10 @@ def limits(seconds: float, recorded_path: Path) -> dict:
     learner = {}
     for steps in (4, 16, 32, 64, 128):  # B = 1, 4, 8, 16, 32 rollouts of t_max = 4
         batch = pad([rollouts[i % len(rollouts)] for i in range(steps // cfg.t_max)], cfg.t_max)
-        updates = rate_loop(lambda b=batch: trainer.data_step(b).numpy(), seconds)
+        updates = rate_loop(lambda b=batch: trainer.data_step(b), seconds)
         learner[steps] = {"data_updates_s": updates, "data_steps_s": updates * steps}
-    grads = [trainer.gradients(pad([r], cfg.t_max)).numpy() for r in rollouts]
-    applies = rate_loop(lambda: trainer.gradient_step(grads[0]).numpy(), seconds)
+    grads = [trainer.gradients(pad([r], cfg.t_max)) for r in rollouts]
+    applies = rate_loop(lambda: trainer.gradient_step(grads[0]), seconds)
     for steps in learner:
         learner[steps]["gradient_applies_s"] = applies
     out["learner"] = learner

@@ -64,6 +64,7 @@ class App:
             self.trainer, self.budget, self.runlog, scfg.queue_size, self.metrics,
             self._on_episode, version=start.version,
             batch=scfg.learner_batch, reduce=scfg.learner_reduce,
+            max_policy_lag=tcfg.max_policy_lag,
         )  # fmt: skip
         self.metrics.episodes.inc(start.episodes)
         self.metrics.env_steps.inc(start.env_steps)

@@ -33,10 +33,8 @@ class Counters:
 
 def write(run_dir: Path, trainer, counters: Counters) -> Path:
     """Writes the checkpoint of trainer (an a3c.algo.Trainer) and counters atomically."""
-    arrays = {"weights": trainer.flat_weights().numpy()}
-    for prefix, opt in (("actor_opt", trainer.actor_opt), ("critic_opt", trainer.critic_opt)):
-        for i, var in enumerate(opt.variables):
-            arrays[f"{prefix}_{i}"] = np.asarray(var)
+    arrays = {"weights": trainer.flat_weights()}
+    arrays.update({f"adam_{k}": v for k, v in trainer.optimizer_state().items()})
     meta = json.dumps(dataclasses.asdict(counters), sort_keys=True)
     path = run_dir / NAME
     tmp = run_dir / f".{NAME}.tmp"
@@ -71,8 +69,13 @@ def restore(run_dir: Path, trainer, train_config: dict) -> Counters | None:
                 f"{path} was written with other training settings ({', '.join(changed)}); "
                 "use a new --run-dir"
             )
-        trainer.assign_flat(data["weights"])
-        for prefix, opt in (("actor_opt", trainer.actor_opt), ("critic_opt", trainer.critic_opt)):
-            for i, var in enumerate(opt.variables):
-                var.assign(data[f"{prefix}_{i}"])
+        try:
+            adam = {k: data[f"adam_{k}"] for k in ("m", "v", "t")}
+            weights = data["weights"]
+        except KeyError as err:
+            raise CheckpointError(f"{path} lacks {err}: written by another version") from None
+        if weights.shape != (trainer.n_params,) or adam["m"].shape != weights.shape:
+            raise CheckpointError(f"{path} holds weights of another shape; use a new --run-dir")
+        trainer.assign_flat(weights)
+        trainer.load_optimizer_state(adam)
     return counters

@@ -68,6 +68,7 @@ class Learner:
         split_every: int = 20,
         batch: int = 1,
         reduce: str = "sum",
+        max_policy_lag: int = 0,
     ):
         self._trainer = trainer
         self._m = metrics
@@ -75,12 +76,13 @@ class Learner:
         self._runlog = runlog
         self._on_episode = on_episode
         self._queue: queue.Queue[Push | None] = queue.Queue(maxsize=queue_size)
-        self._snapshot = (version, trainer.flat_weights().numpy())
+        self._snapshot = (version, trainer.flat_weights())
         self._updates = 0
         self._split_every = split_every
         if batch < 1 or reduce not in ("sum", "mean"):
             raise ValueError("learner batch must be >= 1 and reduce sum or mean")
         self._batch, self._reduce = batch, reduce
+        self._max_lag = max_policy_lag
         self._stopped = False
         metrics.version.set(version)
         metrics.queue_capacity.set(queue_size)
@@ -180,11 +182,16 @@ class Learner:
         pushes as one apply of their summed (or averaged) gradients."""
         live = []
         for push in pushes:
-            if self._budget.renew(push.lease_id, push.worker_id):
-                live.append(push)
-            else:
+            if not self._budget.renew(push.lease_id, push.worker_id):
                 self._m.refused.labels("lease_lost").inc()
                 push.version = self.version
+            elif self._max_lag and self.version - push.base_version > self._max_lag:
+                mode = "data" if push.batch is not None else "gradient"
+                self._m.stale.labels(mode).inc()
+                self._settle(push, mode, self.version, trained=False)
+            else:
+                live.append(push)
+        self._trainer.set_progress(self._budget.completed)
         data = [p for p in live if p.batch is not None]
         grads = [p for p in live if p.batch is None]
         if data:
@@ -198,7 +205,7 @@ class Learner:
             total = pushes[0].grads if len(pushes) == 1 else np.sum([p.grads for p in pushes], 0)
             if self._reduce == "mean" and len(pushes) > 1:
                 total = total / len(pushes)
-            flat = self._trainer.gradient_step(total).numpy()
+            flat = self._trainer.gradient_step(total)
             self._m.apply.labels(mode).observe(time.perf_counter() - start)
         else:
             batch = pushes[0].batch if len(pushes) == 1 else concat([p.batch for p in pushes])
@@ -206,11 +213,11 @@ class Learner:
                 # Sampled: computing and applying in two calls costs more than one fused call.
                 grads = self._trainer.gradients(batch)
                 mid = time.perf_counter()
-                flat = self._trainer.gradient_step(grads).numpy()
+                flat = self._trainer.gradient_step(grads)
                 self._m.compute.labels(mode).observe(mid - start)
                 self._m.apply.labels(mode).observe(time.perf_counter() - mid)
             else:
-                flat = self._trainer.data_step(batch).numpy()
+                flat = self._trainer.data_step(batch)
         self._m.update.labels(mode).observe(time.perf_counter() - start)
         self._updates += 1
         version = self.version + 1
@@ -219,13 +226,16 @@ class Learner:
         self._m.batch.labels(mode).observe(len(pushes))
         self._m.version.set(version)
         for push in pushes:
-            self._applied(push, mode, version)
+            self._settle(push, mode, version)
 
-    def _applied(self, push: Push, mode: str, version: int) -> None:
+    def _settle(self, push: Push, mode: str, version: int, trained: bool = True) -> None:
+        """Acknowledges a push: trained on (applied to make `version`), or dropped as too
+        stale; either way its steps and its episode end count."""
         push.applied, push.version = True, version
         push.batch = push.grads = None  # a resent push needs the reply, not the payload
-        self._m.pushes_applied.labels(mode).inc()
-        self._m.policy_lag.labels(mode).observe(version - 1 - push.base_version)
+        if trained:
+            self._m.pushes_applied.labels(mode).inc()
+            self._m.policy_lag.labels(mode).observe(version - 1 - push.base_version)
         self._m.env_steps.inc(push.steps)
         self._runlog.add_steps(push.steps)
         if push.episode_end:

@@ -93,6 +93,12 @@ class ServerMetrics:
             "a3c_server_pushes_refused_total", "Pushes not applied, by reason.",
             ["reason"], registry=r,
         )  # fmt: skip
+        self.stale = Counter(
+            "a3c_server_pushes_stale_total",
+            "Pushes acknowledged but not trained on: made from weights more than "
+            "--max-policy-lag versions old.",
+            ["mode"], registry=r,
+        )  # fmt: skip
         self.resent = Counter(
             "a3c_server_pushes_resent_total",
             "Pushes received again after a lost reply: answered, not applied again.",
@@ -131,7 +137,7 @@ class ServerMetrics:
         for mode in ("gradient", "data"):
             for metric in (
                 self.queue_wait, self.update, self.apply, self.updates, self.policy_lag,
-                self.pushes_applied, self.batch,
+                self.pushes_applied, self.batch, self.stale,
             ):  # fmt: skip
                 metric.labels(mode)
         self.compute.labels("data")

@@ -21,10 +21,12 @@ class LocalGradients:
 
     def compute(self, version: int, flat: np.ndarray, rollout: Rollout):
         """(actor grads, critic grads) as numpy arrays, at the weights `flat` of `version`."""
+        batch = pad([rollout], self._cfg.t_max)
         if version != self._version:
-            self._trainer.assign_flat(flat)
+            flat = self._trainer.gradients_at(flat, batch)
             self._version = version
-        flat = self._trainer.gradients(pad([rollout], self._cfg.t_max)).numpy()
+        else:
+            flat = self._trainer.gradients(batch)
         n_actor = self._trainer.n_actor
         return split_flat(flat[:n_actor], self._shapes[0]), split_flat(
             flat[n_actor:], self._shapes[1]

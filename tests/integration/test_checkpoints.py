@@ -13,9 +13,7 @@ from tests.integration.test_service import connect, header, rollout
 
 
 def optimizer_state(app):
-    return [np.asarray(v).copy() for v in app.trainer.actor_opt.variables] + [
-        np.asarray(v).copy() for v in app.trainer.critic_opt.variables
-    ]
+    return [v.copy() for v in app.trainer.optimizer_state().values()]
 
 
 def train_episode(live, ret):
