@@ -83,9 +83,11 @@ plot: $(STAMP)
 	@test -n "$(call given,RUN_DIR)" || { echo "make plot: set RUN_DIR=runs/NAME" >&2; exit 2; }
 	$(BIN)/a3c-plot $(RUN_DIR) --x $(X) $(if $(OUT),--out $(OUT))
 
+# PRESETS="seed default" runs every mode with each hyperparameter preset.
 compare: $(STAMP)
 	$(BIN)/a3c-compare --modes $(MODES) --seeds $(SEEDS) --episodes $(EPISODES) --workers $(N) \
-		--env-id $(ENV) --out $(or $(OUT),runs/compare-$(shell date +%Y%m%d-%H%M%S))
+		--env-id $(ENV) --out $(or $(OUT),runs/compare-$(shell date +%Y%m%d-%H%M%S)) \
+		$(if $(PRESETS),--presets $(PRESETS)) $(TRAIN_FLAGS)
 
 # The benchmark (about 15 minutes with the defaults); BENCH_FLAGS e.g. "--learning-episodes 0".
 bench: $(STAMP)

@@ -11,6 +11,7 @@ Flags this command does not know go to lab.train and on to the server (e.g.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from a3c.config import PRESETS
 from lab.runs import (
     FINAL_EPISODES,
     STABILITY_EPISODES,
@@ -37,6 +39,9 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     modes = ("gradient", "data")
     parser.add_argument("--modes", nargs="+", choices=modes, default=list(modes))
+    parser.add_argument("--presets", nargs="*", choices=tuple(PRESETS), default=[],
+                        help="also compare these hyperparameter presets: every mode runs "
+                        "with each (default: none named, the server's own default)")  # fmt: skip
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..SEEDS-1 per mode [3]")
     parser.add_argument("--episodes", type=int, default=500, help="episode budget per run")
     parser.add_argument("-n", "--workers", type=int, default=2, help="workers per run [2]")
@@ -50,6 +55,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     if args.seeds < 1 or args.episodes < 1 or args.workers < 1:
         parser.error("--seeds, --episodes and --workers must be at least 1")
     args.modes = list(dict.fromkeys(args.modes))
+    args.presets = list(dict.fromkeys(args.presets))
     return args, extra
 
 
@@ -70,24 +76,26 @@ def train(run_dir: Path, mode: str, seed: int, args: argparse.Namespace, extra: 
 def ensure_runs(args: argparse.Namespace, extra: list[str]) -> dict[str, list[Path]] | int:
     """Every mode's run folders, trained where needed; an exit code when training failed."""
     runs: dict[str, list[Path]] = {}
-    total, k = len(args.modes) * args.seeds, 0
-    for mode in args.modes:
-        for seed in range(args.seeds):
-            k += 1
-            run_dir = args.out / f"{mode}-s{seed}"
-            runs.setdefault(mode, []).append(run_dir)
-            if is_complete(run_dir, args.episodes, seed, args.env_id):
-                print(f"compare: [{k}/{total}] reusing {run_dir} (complete)", flush=True)
-                continue
-            if run_dir.exists():
-                moved = move_aside(run_dir)
-                print(f"compare: {run_dir} is unfinished or differs; moved it to {moved}")
-            print(f"compare: [{k}/{total}] training {mode} seed {seed} -> {run_dir}", flush=True)
-            code = train(run_dir, mode, seed, args, extra)
-            if code != 0 or not is_complete(run_dir, args.episodes, seed, args.env_id):
-                print(f"a3c-compare: training {mode} seed {seed} failed (exit {code}); "
-                      "run again to resume: finished runs are reused", file=sys.stderr)  # fmt: skip
-                return code or 1
+    presets: list[str | None] = list(args.presets) or [None]
+    total, k = len(presets) * len(args.modes) * args.seeds, 0
+    for preset, mode, seed in itertools.product(presets, args.modes, range(args.seeds)):
+        k += 1
+        label = mode if preset is None else f"{mode} ({preset})"
+        run_dir = args.out / (f"{mode}-s{seed}" if preset is None else f"{preset}-{mode}-s{seed}")
+        runs.setdefault(label, []).append(run_dir)
+        flags = extra if preset is None else ["--preset", preset, *extra]
+        if is_complete(run_dir, args.episodes, seed, args.env_id, preset):
+            print(f"compare: [{k}/{total}] reusing {run_dir} (complete)", flush=True)
+            continue
+        if run_dir.exists():
+            moved = move_aside(run_dir)
+            print(f"compare: {run_dir} is unfinished or differs; moved it to {moved}")
+        print(f"compare: [{k}/{total}] training {label} seed {seed} -> {run_dir}", flush=True)
+        code = train(run_dir, mode, seed, args, flags)
+        if code != 0 or not is_complete(run_dir, args.episodes, seed, args.env_id, preset):
+            print(f"a3c-compare: training {label} seed {seed} failed (exit {code}); "
+                  "run again to resume: finished runs are reused", file=sys.stderr)  # fmt: skip
+            return code or 1
     return runs
 
 

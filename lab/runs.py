@@ -177,8 +177,11 @@ def seed_stats(returns: Returns, thresholds: list[float]) -> SeedStats:
     )
 
 
-def is_complete(run_dir: Path, episodes: int, seed: int, env_id: str) -> bool:
-    """Whether run_dir holds a finished run of exactly this budget, seed and env id."""
+def is_complete(
+    run_dir: Path, episodes: int, seed: int, env_id: str, preset: str | None = None
+) -> bool:
+    """Whether run_dir holds a finished run of exactly this budget, seed and env id (and
+    hyperparameter preset, when one is given)."""
     try:
         train = read_config(run_dir)["train"]
         returns = read_returns(run_dir)
@@ -189,6 +192,8 @@ def is_complete(run_dir: Path, episodes: int, seed: int, env_id: str) -> bool:
         seed,
         env_id,
     )
+    if preset is not None and train.get("preset", "default") != preset:
+        return False
     full = len(returns) == episodes and list(returns.episode) == list(range(1, episodes + 1))
     return same and full and (run_dir / "actor.weights.h5").is_file()
 

@@ -4,6 +4,7 @@ One comparison (both modes x 2 seeds x 4 episodes, 2 workers) is trained once fo
 the other tests read its run folders. The statistics are also checked on made-up returns.
 """
 
+import json
 import math
 import os
 import re
@@ -215,3 +216,18 @@ def test_verdict_follows_the_numbers():
     steady_high = mode("gradient", [-100.0, -101.0] * 50)
     assert verdict([steady_high, steady_low]).startswith("gradient was both steadier")
     assert "nothing to compare" in verdict([steady_high])
+
+
+def test_compare_presets_runs_each_mode_with_each(tmp_path):
+    out = tmp_path / "presets"
+    args = ["--modes", "data", "--presets", "seed", "default", "--seeds", 1, "--episodes", 2]
+    done = run("lab.compare", *args, "--workers", 1, "--out", out)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for preset in ("seed", "default"):
+        config = json.loads((out / f"{preset}-data-s0" / "config.json").read_text())
+        assert config["train"]["preset"] == preset
+        assert re.search(rf"^\| data \({preset}\) \| 1 \| ", (out / "compare.md").read_text(), re.M)
+    seed_cfg = json.loads((out / "seed-data-s0" / "config.json").read_text())["train"]
+    assert seed_cfg["actor_lr"] == 1e-4 and seed_cfg["entropy_coef"] == 0.0
+    again = run("lab.compare", *args, "--out", out)
+    assert again.returncode == 0 and again.stdout.count("reusing") == 2

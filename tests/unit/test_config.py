@@ -1,6 +1,8 @@
 """Config: flags > A3C_* env > defaults; docstrings as help; the seed's values as defaults."""
 
 import argparse
+import re
+from pathlib import Path
 
 import pytest
 
@@ -8,15 +10,61 @@ from a3c import config
 from a3c.config import ServerConfig, TrainConfig, WorkerConfig
 
 
-def test_seed_hyperparameters_are_the_defaults():
-    cfg = TrainConfig()
+SEED_MD = Path(__file__).resolve().parents[2].parent / "shared" / "seed.md"
+
+
+def seed_md_values() -> dict:
+    """The hyperparameters ../shared/seed.md states, read from its text."""
+    if not SEED_MD.is_file():
+        pytest.skip(f"{SEED_MD} is not beside the repository")
+    text = " ".join(SEED_MD.read_text().split())
+
+    def number(pattern: str) -> float:
+        match = re.search(pattern, text)
+        assert match, f"seed.md no longer says {pattern!r}"
+        return float(match.group(1))
+
+    widths = re.search(r"Dense (\d+) relu -> (\d+) relu -> (\d+) relu", text)
+    clip = re.search(r"clipped to \[([\d.]+), ([\d.]+)\]", text)
+    shift = re.search(r"\(r \+ (\d+)\) / (\d+)", text)
+    assert widths and clip and shift, "seed.md no longer states the networks, std or reward"
+    return {
+        "t_max": int(number(r"t_max = (\d+)")),
+        "gamma": number(r"gamma = ([\d.]+)"),
+        "actor_lr": number(r"actor lr ([\d.e-]+)"),
+        "critic_lr": number(r"critic lr ([\d.e-]+)"),
+        "grad_clip_norm": number(r"global norm ([\d.]+)"),
+        "hidden_sizes": tuple(int(w) for w in widths.groups()),
+        "std_min": float(clip.group(1)),
+        "std_max": float(clip.group(2)),
+        "reward_shift": float(shift.group(1)),
+        "reward_scale": float(shift.group(2)),
+    }
+
+
+def test_seed_preset_is_the_seed_exactly():
+    (cfg,) = config.parse([TrainConfig], ["--preset", "seed"], "x", {})
+    want = seed_md_values()
+    assert {k: getattr(cfg, k) for k in want} == want
+    # The seed has none of the additions: no entropy bonus, no advantage normalisation,
+    # constant learning rates, a state-dependent std, no policy-lag bound.
+    assert (cfg.entropy_coef, cfg.normalize_advantages, cfg.lr_schedule) == (0.0, False, "constant")
+    assert (cfg.std_mode, cfg.max_policy_lag) == ("state", 0)
     assert cfg.env_id == "Pendulum-v1"
-    assert (cfg.gamma, cfg.t_max) == (0.95, 4)
-    assert (cfg.actor_lr, cfg.critic_lr) == (1e-4, 1e-3)
-    assert cfg.hidden_sizes == (64, 32, 16)
-    assert (cfg.std_min, cfg.std_max) == (0.01, 1.0)
-    assert (cfg.reward_shift, cfg.reward_scale) == (8.0, 8.0)
-    assert cfg.grad_clip_norm == 20.0
+    assert set(config.SEED_PRESET) >= set(want)
+
+
+def test_a_flag_or_variable_beats_the_preset():
+    env = {"A3C_PRESET": "seed", "A3C_GAMMA": "0.5"}
+    (cfg,) = config.parse([TrainConfig], ["--entropy-coef", "0.2"], "x", env)
+    assert (cfg.preset, cfg.gamma, cfg.entropy_coef) == ("seed", 0.5, 0.2)
+    assert cfg.actor_lr == config.SEED_PRESET["actor_lr"]
+    (default,) = config.parse([TrainConfig], [], "x", {})
+    assert default == TrainConfig()
+    with pytest.raises(SystemExit, match="preset"):
+        config.parse([TrainConfig], ["--preset", "fast"], "x", {})
+    with pytest.raises(SystemExit, match="std_mode"):
+        config.parse([TrainConfig], ["--std-mode", "wide"], "x", {})
 
 
 def test_flag_beats_env_beats_default():
