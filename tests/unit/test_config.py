@@ -9,7 +9,6 @@ import pytest
 from a3c import config
 from a3c.config import ServerConfig, TrainConfig, WorkerConfig
 
-
 SEED_MD = Path(__file__).resolve().parents[2].parent / "shared" / "seed.md"
 
 
