@@ -118,10 +118,26 @@ def split_flat(flat: np.ndarray, shapes) -> list[np.ndarray]:
     """Inverse of flat_weights for one list of shapes, from the start of flat."""
     out, pos = [], 0
     for shape in shapes:
-        n = int(np.prod(shape))
+        n = math.prod(shape)
         out.append(flat[pos : pos + n].reshape(shape))
         pos += n
     return out
+
+
+def configure_threads(threads: int) -> bool:
+    """Sizes TensorFlow's thread pools to `threads` each (0: TensorFlow's own choice).
+
+    The steps of these small networks are single kernels of microseconds: more threads
+    only add hand-offs, and on a shared machine they take cores from the workers. Must run
+    before TensorFlow's first operation; returns False (and changes nothing) after it."""
+    if threads <= 0:
+        return True
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        return False
+    return True
 
 
 def lr_scale(cfg: TrainConfig, episodes: int) -> float:

@@ -6,6 +6,7 @@ raises CodecError with a message that says what was wrong.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,7 +35,7 @@ def from_tensor(
     shape = tuple(int(d) for d in tensor.shape)
     if any(d < 0 for d in shape):
         raise CodecError(f"{name}: negative dimension in shape {shape}")
-    count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+    count = math.prod(shape)
     size = count * WIRE_DTYPE.itemsize
     if len(tensor.data) != size:
         raise CodecError(f"{name}: shape {shape} needs {size} bytes, got {len(tensor.data)}")

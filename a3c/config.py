@@ -178,6 +178,9 @@ class ServerConfig:
     SIGTERM, as a Kubernetes pod should, where an exit means a restart."""
     max_message_bytes: int = 4 * 1024 * 1024
     """Largest request message the server accepts (gRPC answers RESOURCE_EXHAUSTED above)."""
+    tf_threads: int = 1
+    """TensorFlow intra- and inter-op threads of the learner (0: one per core). One is
+    fastest for these networks; more help only with large --learner-batch."""
     rpc_threads: int = 256
     """gRPC handler threads: each worker's push stream holds one while it is open."""
     progress: bool = True
@@ -206,6 +209,8 @@ class WorkerConfig:
     """Pushes that may await their reply while the worker steps on: 1 waits for each
     push's reply and weights, as in the seed; 2 overlaps the next rollout with the round
     trip (one version more of policy lag). The last push of an episode is always awaited."""
+    tf_threads: int = 1
+    """Gradient mode: TensorFlow intra- and inter-op threads (0: one per core)."""
     tls_ca: str = ""
     """PEM CA bundle that signed the server's certificate: connect over TLS."""
     tls_cert: str = ""

@@ -188,8 +188,11 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     # TensorFlow loads only now: a bad flag, env id or port fails in a blink, and probes
     # see NOT_SERVING while it loads.
+    from a3c.algo import configure_threads
     from server.app import App
     from server.checkpoints import CheckpointError
+
+    configure_threads(scfg.tf_threads)
 
     try:
         app = App(tcfg, scfg, spec, run_dir, metrics)

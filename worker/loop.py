@@ -65,8 +65,10 @@ class Session:
         self.flat = np.zeros(0, np.float32)
         self.gradients = None
         if wcfg.mode == "gradient":
-            from worker.gradients import LocalGradients  # TensorFlow: gradient mode only
+            from a3c.algo import configure_threads  # TensorFlow: gradient mode only
+            from worker.gradients import LocalGradients
 
+            configure_threads(wcfg.tf_threads)
             self.gradients = LocalGradients(self.spec, self.cfg)
         self.stream: PushStream = client.push_stream(wcfg.mode)
         self.backoff = Backoff()
