@@ -2,7 +2,8 @@
 
 Writes bench.json, bench.md and bench.png into --out and prints the tables. Every figure
 of one table comes from the same run of this command; compare ratios, not absolute
-numbers, across machines.
+numbers, across machines. Throughput is measured with the seed's hyperparameters
+(`--preset seed`); the learning runs of section 5 use the default preset.
 """
 
 from __future__ import annotations
@@ -85,11 +86,11 @@ def limits(seconds: float, recorded_path: Path) -> dict:
     """Section 1, in this process: env, worker inner loop, the learner alone. Also records
     the rollouts and gradients the capacity test replays."""
     from a3c.algo import Trainer
-    from a3c.config import TrainConfig
+    from a3c.config import preset_config
     from a3c.model import NumpyPolicy, build_actor, build_critic, env_spec, make_env, weight_shapes
     from a3c.rollout import pad
 
-    cfg = TrainConfig()
+    cfg = preset_config("seed")
     env = make_env(cfg.env_id)
     spec = env_spec(env)
     env.reset(seed=0)
@@ -137,7 +138,7 @@ class Server:
             [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port),
              "--metrics-port", str(self.metrics_port), "--max-episodes", "1000000",
              "--run-dir", str(run_dir), "--progress", "false", "--checkpoint-every", "0",
-             "--checkpoint-seconds", "0", *flags],
+             "--checkpoint-seconds", "0", "--preset", "seed", *flags],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         with grpc.insecure_channel(self.address) as channel:

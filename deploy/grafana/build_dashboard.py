@@ -76,9 +76,11 @@ ROWS: list[tuple[str, list[tuple[str, str, str, list[dict], dict]]]] = [
         ("Policy lag p50 / p99, by mode", "short",
          "Versions between the weights a push was computed from and those it was applied to.",
          quantiles("a3c_server_policy_lag_versions", "mode", "{{mode}}"), {"min": 0}),
-        ("Pushes refused, by reason", "suffix: pushes/s",
-         "Pushes not applied: invalid input, lost leases, a full queue, unknown workers.",
-         [q(f"sum by (reason) (rate(a3c_server_pushes_refused_total[{RI}]))", "{{reason}}")],
+        ("Pushes refused or dropped as stale", "suffix: pushes/s",
+         "Pushes not applied: invalid input, lost leases, a full queue, unknown workers; and "
+         "pushes acknowledged but dropped as older than --max-policy-lag versions.",
+         [q(f"sum by (reason) (rate(a3c_server_pushes_refused_total[{RI}]))", "{{reason}}"),
+          q(f"sum by (mode) (rate(a3c_server_pushes_stale_total[{RI}]))", "stale {{mode}}")],
          {}),
     ]),
     ("Training", [

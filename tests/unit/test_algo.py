@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from a3c import algo
-from a3c.config import TrainConfig
+from a3c.config import TrainConfig, preset_config
 from a3c.model import actor_forward, build_actor, build_critic, critic_forward, env_spec, make_env
 from a3c.rollout import Rollout, pad
 
@@ -61,9 +61,16 @@ def test_gaussian_log_prob_closed_form():
     assert got.numpy()[0] == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.fixture(scope="module")
-def nets():
-    cfg = TrainConfig()
+CONFIGS = {
+    "seed": preset_config("seed"),
+    "default": TrainConfig(),
+    "entropy+normalized": preset_config("seed", entropy_coef=0.05, normalize_advantages=True),
+}
+
+
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def nets(request):
+    cfg = CONFIGS[request.param]
     spec = env_spec(make_env(cfg.env_id))
     return spec, cfg, build_actor(spec, cfg), build_critic(spec, cfg)
 
@@ -72,7 +79,7 @@ def test_numpy_forward_equals_keras(nets):
     spec, cfg, actor, critic = nets
     obs = np.random.default_rng(0).normal(size=(64, spec.obs_dim)).astype(np.float32) * 3
     mu, std = actor(obs)
-    np_mu, np_std = actor_forward(actor.get_weights(), obs)
+    np_mu, np_std = actor_forward(actor.get_weights(), obs, cfg.std_mode)
     np.testing.assert_allclose(np_mu, mu.numpy(), atol=1e-5)
     np.testing.assert_allclose(np_std, std.numpy(), atol=1e-5)
     np.testing.assert_allclose(
@@ -108,9 +115,54 @@ def test_losses_match_numpy_ground_truth(nets):
     for t in reversed(range(3)):
         acc = r[t] + cfg.gamma * acc
         y[t] = acc
-    mu_raw, std_raw = actor_forward(aw, rollout.states)
+    mu_raw, std_raw = actor_forward(aw, rollout.states, cfg.std_mode)
     mu, std = 2.0 * mu_raw[:, 0], np.clip(std_raw[:, 0], cfg.std_min, cfg.std_max)
     a = rollout.actions[:, 0]
     logp = -((a - mu) ** 2) / (2 * std**2) - np.log(std * np.sqrt(2 * np.pi))
-    assert actor_loss.numpy() == pytest.approx(-np.sum(logp * (y - v)), rel=1e-4)
+    adv = y - v
+    if cfg.normalize_advantages:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-6)
+    entropy = np.log(std) + 0.5 * (np.log(2 * np.pi) + 1)
+    want = -np.sum(logp * adv) - cfg.entropy_coef * np.sum(entropy)
+    assert actor_loss.numpy() == pytest.approx(want, rel=1e-4)
     assert critic_loss.numpy() == pytest.approx(np.mean((y - v) ** 2), rel=1e-4)
+
+
+def test_linear_schedule_falls_to_the_final_scale():
+    cfg = TrainConfig(max_episodes=200, lr_schedule="linear", lr_final_scale=0.1)
+    scales = [algo.lr_scale(cfg, e) for e in (0, 100, 200, 300)]
+    assert scales == pytest.approx([1.0, 0.55, 0.1, 0.1])
+    assert algo.lr_scale(preset_config("seed", max_episodes=200), 150) == 1.0
+
+
+def test_flat_adam_step_equals_keras_adam_with_clipping():
+    """Trainer's one-vector Adam makes Keras Adam's update, after per-network clipping."""
+    import keras
+    import tensorflow as tf
+
+    cfg = preset_config("seed", grad_clip_norm=0.5)
+    spec = env_spec(make_env(cfg.env_id))
+    trainer = algo.Trainer(build_actor(spec, cfg), build_critic(spec, cfg), spec, cfg)
+    actor, critic = build_actor(spec, cfg), build_critic(spec, cfg)
+    start = trainer.flat_weights()
+    sizes = [int(np.prod(v.shape)) for v in (*actor.trainable_variables, *critic.trainable_variables)]
+    for v, part in zip((*actor.trainable_variables, *critic.trainable_variables),
+                       np.split(start, np.cumsum(sizes)[:-1])):  # fmt: skip
+        v.assign(part.reshape(v.shape))
+    opts = keras.optimizers.Adam(cfg.actor_lr), keras.optimizers.Adam(cfg.critic_lr)
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        grads = rng.normal(size=trainer.n_params).astype(np.float32)
+        got = trainer.gradient_step(grads)
+        parts = [tf.constant(g.reshape(v.shape)) for g, v in zip(
+            np.split(grads, np.cumsum(sizes)[:-1]),
+            (*actor.trainable_variables, *critic.trainable_variables))]  # fmt: skip
+        n = len(actor.trainable_variables)
+        for opt, model, gs in ((opts[0], actor, parts[:n]), (opts[1], critic, parts[n:])):
+            clipped, _ = tf.clip_by_global_norm(gs, cfg.grad_clip_norm)
+            opt.apply_gradients(zip(clipped, model.trainable_variables))
+        want = np.concatenate(
+            [np.ravel(v) for v in (*actor.trainable_variables, *critic.trainable_variables)]
+        )
+        np.testing.assert_allclose(got, want, atol=1e-6)
+    assert not np.allclose(got, start)

@@ -1,7 +1,9 @@
 """Config: flags > A3C_* env > defaults; docstrings as help; the seed's values as defaults."""
 
 import argparse
+import functools
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,18 @@ def test_json_round_trip_and_unknown_fields_refused():
     assert TrainConfig.from_json(cfg.to_json()) == cfg
     with pytest.raises(ValueError, match="unknown"):
         TrainConfig.from_json('{"no_such_field": 1}')
+
+
+def test_the_readme_tuning_table_states_both_presets():
+    """README's Tuning table lists every preset field with its seed and default values."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n## Tuning", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `--([a-z-]+)` \| ([^|]+) \| ([^|]+) \|", section, re.M)
+    types = typing.get_type_hints(TrainConfig)
+    listed = {}
+    for flag, seed_value, default_value in rows:
+        name = flag.replace("-", "_")
+        convert = functools.partial(config._convert, types[name])
+        listed[name] = (convert(seed_value.strip(" `")), convert(default_value.strip(" `")))
+    want = {k: (v, getattr(TrainConfig(), k)) for k, v in config.SEED_PRESET.items()}
+    assert listed == want

@@ -1,0 +1,163 @@
+"""a3c-sweep: screens hyperparameter settings fast, in one process, before `make compare`.
+
+Each setting trains data-mode A3C over several seeds without gRPC: N environments take
+turns (round robin), each steps t_max steps with the weights it got after its own last
+push, then its rollout makes one update, as N data-mode workers with one push in flight
+would (policy lag N - 1). One TensorFlow thread per process: run two sweeps side by side
+on a 2-core machine. It approximates a real run's learning per episode, not its timing:
+confirm a finding with `make compare`.
+
+    a3c-sweep --seeds 0 1 2 --set actor_lr=3e-4 --set std_mode=param --name mine
+
+Appends one JSON line per seed to OUT/sweep.jsonl and prints the summary table of every
+setting found there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from lab.runs import WINDOW, first_reach, moving_average
+
+
+def train(values: dict, seed: int, episodes: int, workers: int) -> np.ndarray:
+    """The returns of one synchronous run of `episodes` episodes."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from a3c.algo import Trainer, configure_threads, split_flat
+    from a3c.config import TrainConfig, apply_preset, from_mapping
+    from a3c.model import NumpyPolicy, build_actor, build_critic, env_spec, make_env, weight_shapes
+    from a3c.rollout import Rollout, pad
+
+    configure_threads(1)
+    cfg = from_mapping(
+        TrainConfig, apply_preset({**values, "seed": seed, "max_episodes": episodes})
+    )
+    keras.utils.set_random_seed(seed)
+    spec = env_spec(make_env(cfg.env_id))
+    trainer = Trainer(build_actor(spec, cfg), build_critic(spec, cfg), spec, cfg)
+    shapes = weight_shapes(spec, cfg)[0]
+    n_actor = trainer.n_actor
+    flat = trainer.flat_weights()
+    envs, policies, obs, running = [], [], [], []
+    for i in range(workers):
+        env = make_env(cfg.env_id)
+        obs.append(env.reset(seed=seed * 100 + i)[0])
+        policy = NumpyPolicy(spec, cfg, np.random.default_rng(seed * 100 + i))
+        policy.set_weights(split_flat(flat[:n_actor], shapes))
+        envs.append(env)
+        policies.append(policy)
+        running.append(0.0)
+    returns: list[float] = []
+    while len(returns) < episodes:
+        for i in range(workers):
+            if len(returns) >= episodes:
+                break
+            states, actions, rewards = [], [], []
+            end = terminated = False
+            for _ in range(cfg.t_max):
+                action = policies[i].sample(obs[i])
+                nxt, reward, terminated, truncated, _ = envs[i].step(action)
+                states.append(obs[i])
+                actions.append(action)
+                rewards.append(reward)
+                running[i] += float(reward)
+                obs[i] = nxt
+                if terminated or truncated:
+                    end = True
+                    break
+            rollout = Rollout(np.array(states, np.float32), np.array(actions, np.float32),
+                              np.array(rewards, np.float32), np.asarray(obs[i], np.float32),
+                              bool(terminated))  # fmt: skip
+            trainer.set_progress(len(returns))
+            flat = trainer.data_step(pad([rollout], cfg.t_max))
+            policies[i].set_weights(split_flat(flat[:n_actor], shapes))
+            if end:
+                returns.append(running[i])
+                running[i] = 0.0
+                obs[i] = envs[i].reset()[0]
+    return np.array(returns)
+
+
+def summary(returns: np.ndarray) -> dict:
+    """Episodes to a 20-episode mean of -400 and -200, final and worst 20-ep means."""
+    means = moving_average(returns, WINDOW)
+    late = means[299:] if len(means) >= 300 else means[-1:]
+    first = {t: first_reach(returns, t) for t in (-400.0, -200.0)}
+    return {
+        "first_400": None if first[-400.0] is None else first[-400.0] + 1,
+        "first_200": None if first[-200.0] is None else first[-200.0] + 1,
+        "last50": float(returns[-50:].mean()),
+        "worst20_after300": float(late.min()),
+    }
+
+
+def table(lines: list[dict]) -> str:
+    """Markdown: one row per setting, medians and counts over its seeds."""
+    by_name: dict[str, list[dict]] = defaultdict(list)
+    for line in lines:
+        by_name[line["name"]].append(line)
+    out = ["| setting | seeds | first ep. 20-ep mean >= -200: median (seeds <= 300) | "
+           "last 50: mean (seeds >= -250) | worst 20-ep mean after ep. 300 (median) |",
+           "|---|---|---|---|---|"]  # fmt: skip
+    for name, runs in by_name.items():
+        reached = [r["first_200"] for r in runs if r["first_200"] is not None]
+        first = f"{np.median(reached):.0f}" if reached else "not reached"
+        early = sum(1 for r in reached if r <= 300)
+        last = [r["last50"] for r in runs]
+        held = sum(1 for x in last if x >= -250)
+        worst = np.median([r["worst20_after300"] for r in runs])
+        out.append(f"| {name} | {len(runs)} | {first} ({early}/{len(runs)}) | "
+                   f"{np.mean(last):.0f} ({held}/{len(runs)}) | {worst:.0f} |")  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--name", required=True, help="the setting's name in the table")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a TrainConfig field (repeatable), e.g. actor_lr=3e-4")  # fmt: skip
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--episodes", type=int, default=500)
+    parser.add_argument("-n", "--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
+    args = parser.parse_args(argv)
+    values = {}
+    for item in args.set:
+        field, sep, value = item.partition("=")
+        if not sep:
+            parser.error(f"--set needs FIELD=VALUE, got {item!r}")
+        values[field.strip().replace("-", "_")] = value.strip()
+    try:
+        from a3c.config import TrainConfig, apply_preset, from_mapping
+
+        from_mapping(TrainConfig, apply_preset(values))
+    except (TypeError, ValueError) as err:
+        parser.error(str(err))
+    args.out.mkdir(parents=True, exist_ok=True)
+    log = args.out / "sweep.jsonl"
+    for seed in args.seeds:
+        start = time.monotonic()
+        returns = train(values, seed, args.episodes, args.workers)
+        line = {"name": args.name, "seed": seed, "set": values, "episodes": args.episodes,
+                "seconds": round(time.monotonic() - start, 1), **summary(returns)}  # fmt: skip
+        np.save(args.out / f"{args.name}-s{seed}.npy", returns)
+        with open(log, "a") as f:
+            f.write(json.dumps(line) + "\n")
+        print(json.dumps(line), flush=True)
+    lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+    print(table(lines), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
