@@ -144,25 +144,21 @@ def test_flat_adam_step_equals_keras_adam_with_clipping():
     spec = env_spec(make_env(cfg.env_id))
     trainer = algo.Trainer(build_actor(spec, cfg), build_critic(spec, cfg), spec, cfg)
     actor, critic = build_actor(spec, cfg), build_critic(spec, cfg)
+    variables = (*actor.trainable_variables, *critic.trainable_variables)
+    n = len(actor.trainable_variables)
+    cuts = np.cumsum([int(np.prod(v.shape)) for v in variables])[:-1]
     start = trainer.flat_weights()
-    sizes = [int(np.prod(v.shape)) for v in (*actor.trainable_variables, *critic.trainable_variables)]
-    for v, part in zip((*actor.trainable_variables, *critic.trainable_variables),
-                       np.split(start, np.cumsum(sizes)[:-1])):  # fmt: skip
+    for v, part in zip(variables, np.split(start, cuts)):
         v.assign(part.reshape(v.shape))
     opts = keras.optimizers.Adam(cfg.actor_lr), keras.optimizers.Adam(cfg.critic_lr)
     rng = np.random.default_rng(4)
     for _ in range(3):
         grads = rng.normal(size=trainer.n_params).astype(np.float32)
         got = trainer.gradient_step(grads)
-        parts = [tf.constant(g.reshape(v.shape)) for g, v in zip(
-            np.split(grads, np.cumsum(sizes)[:-1]),
-            (*actor.trainable_variables, *critic.trainable_variables))]  # fmt: skip
-        n = len(actor.trainable_variables)
+        parts = [tf.constant(g.reshape(v.shape)) for g, v in zip(np.split(grads, cuts), variables)]
         for opt, model, gs in ((opts[0], actor, parts[:n]), (opts[1], critic, parts[n:])):
             clipped, _ = tf.clip_by_global_norm(gs, cfg.grad_clip_norm)
             opt.apply_gradients(zip(clipped, model.trainable_variables))
-        want = np.concatenate(
-            [np.ravel(v) for v in (*actor.trainable_variables, *critic.trainable_variables)]
-        )
+        want = np.concatenate([np.ravel(v) for v in variables])
         np.testing.assert_allclose(got, want, atol=1e-6)
     assert not np.allclose(got, start)
