@@ -93,7 +93,7 @@ def test_grpcurl_lists_describes_checks_and_pulls(server):
     health = json.loads(run("-d", "{}", address, "grpc.health.v1.Health/Check"))
     assert health["status"] == "SERVING"
     weights = json.loads(run("-d", "{}", address, f"{SERVICE}/PullWeights"))["weights"]
-    assert len(weights["actor"]) == 10 and len(weights["critic"]) == 8
+    assert len(weights["actor"]) == 9 and len(weights["critic"]) == 8  # default: learned log-std
     assert weights["actor"][0]["shape"] == ["3", "64"]
 
 

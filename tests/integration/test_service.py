@@ -75,7 +75,8 @@ def test_the_two_modes_make_the_same_update(live_server_factory):
 def test_pull_weights_unchanged_and_empty_request(live_server_factory):
     live = live_server_factory()
     reply = live.stub.PullWeights(pb.PullWeightsRequest())
-    assert not reply.unchanged and len(reply.weights.actor) == 10
+    # The default actor: 4 Dense layers (kernel, bias) and one log-std vector.
+    assert not reply.unchanged and len(reply.weights.actor) == 9
     version = reply.weights.version
     assert version == 0
     worker_id, lease = connect(live, pb.MODE_DATA)
