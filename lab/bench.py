@@ -310,6 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-clients", type=int, default=16, help="K for the batching test")
     parser.add_argument("--seconds", type=float, default=8.0, help="measuring window")
     parser.add_argument("--learning-episodes", type=int, default=500, help="0: skip section 5")
+    parser.add_argument("--best", default="--max-in-flight 2",
+                        help="section 5: data mode again with these lab.train flags "
+                        "('' to skip) [--max-in-flight 2]")  # fmt: skip
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     recorded = args.out / "recorded.npz"
@@ -330,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.learning_episodes:
         for mode in args.modes:
             results["learning"].append(learning(args.out, mode, args.learning_episodes, []))
+        if args.best.split() and "data" in args.modes:
+            best = learning(args.out, "data", args.learning_episodes, args.best.split())
+            results["learning"].append(best)
     print(write_outputs(results, args.out), end="")
     return 0
 
