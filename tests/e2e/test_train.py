@@ -143,22 +143,24 @@ def test_other_box_env_trains(tmp_path):
 
 
 @pytest.mark.slow
-def test_it_learns_pendulum(tmp_path):
-    """Data mode, 2 workers, 300 episodes: far above a random policy's ~-1200."""
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_default_preset_learns_pendulum_where_the_seed_preset_does_not(tmp_path, seed):
+    """Data mode, 2 workers, 300 episodes: the mean return of episodes 151-300 clears a bar
+    that every seed-preset run of `make compare` (5 seeds x 2 modes) missed."""
     run_dir = tmp_path / "learn"
     done = subprocess.run(
-        [sys.executable, "-m", "lab.train", "-n", "2", "--mode", "data", "--seed", "0",
+        [sys.executable, "-m", "lab.train", "-n", "2", "--mode", "data", "--seed", str(seed),
          "--run-dir", str(run_dir), "--max-episodes", "300"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     returns = np.array([float(r["return"]) for r in rows(run_dir)])
     assert len(returns) == 300
-    first, last = returns[:20].mean(), returns[-20:].mean()
-    # Measured at episode 300 over 3 seeds (runs/compare): -369, -359, -700 against
-    # first-20 means of -1461, -1236, -1202; a random policy scores about -1200.
-    assert last > -900, f"mean of the last 20 episodes {last:.0f}"
-    assert last - first > 300, f"first 20 {first:.0f}, last 20 {last:.0f}"
+    late = returns[150:].mean()
+    # Mean return of episodes 151-300, measured: the seed preset -825 to -651 (10 runs of
+    # make compare, both modes); the default -489 to -304 (10 such runs and 2 of this
+    # test's); a random policy about -1200. The bar sits between the two.
+    assert late > -560, f"mean return of episodes 151-300: {late:.0f}"
 
 
 def test_pipelined_pushes_train_exactly_the_budget(tmp_path):
