@@ -21,6 +21,7 @@ import numpy as np
 
 from lab import scrape
 from lab.bench_report import learning_row, write_outputs
+from lab.echo import echo
 from lab.loadgen import wait_serving
 
 MODES = ("gradient", "data")
@@ -117,6 +118,7 @@ def limits(seconds: float, recorded_path: Path) -> dict:
     for steps in learner:
         learner[steps]["gradient_applies_s"] = applies
     out["learner"] = learner
+    out["grpc_echo"] = echo(seconds)
     np.savez(
         recorded_path,
         states=np.stack([r.states for r in rollouts]),

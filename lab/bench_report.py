@@ -60,6 +60,12 @@ def tables(r: dict) -> str:
         what = f"{fmt(v['data_updates_s'])} updates ({fmt(v['data_steps_s'])} env steps)"
         lines.append(row(f"learner, data mode, {steps} steps per update", what))
     lines.append(row("learner, gradient applies", fmt(learner4["gradient_applies_s"])))
+    if "grpc_echo" in lim:  # the floor under any gRPC Python server
+        e = lim["grpc_echo"]
+        lines.append(row(
+            "gRPC Python bidirectional echo, 28 KB reply, one client (server CPU per message)",
+            f"{fmt(e['round_trips_s'])} round trips ({fmt(e['server_cpu_ms'], 2)} ms)",
+        ))  # fmt: skip
     lines += ["", "## 2. End to end (real workers)", "",
               row("mode", "N / pushes in flight", "env steps/s", "x reference", "updates/s",
                   "learner busy",

@@ -31,13 +31,13 @@ def test_make_bench_tiny(tmp_path):
     headers = {"what", "mode"}
     body = [r for r in rows if r.split("|")[1].strip() not in headers]
     # limits, e2e (K = 1, 2), capacity (B = 1, 2), learning (defaults, best settings)
-    assert len(body) == 8 + 2 + 2 + 2
+    assert len(body) == 9 + 2 + 2 + 2
     for line in body:
         cells = [c.strip() for c in line.strip("|").split("|")]
         for cell in cells[1:]:
             if cell in ("data", "defaults") or cell.startswith("--"):
                 continue
-            tokens = re.sub(r"updates|env steps|[()/]", " ", cell).split()
+            tokens = re.sub(r"updates|env steps|round trips|ms|[()/]", " ", cell).split()
             assert tokens, f"empty cell in {line!r}"
             for token in tokens:
                 assert token == "-" or NUMBER.match(token), f"{cell!r} in {line!r}"
