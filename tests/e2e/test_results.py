@@ -231,3 +231,22 @@ def test_compare_presets_runs_each_mode_with_each(tmp_path):
     assert seed_cfg["actor_lr"] == 1e-4 and seed_cfg["entropy_coef"] == 0.0
     again = run("lab.compare", *args, "--out", out)
     assert again.returncode == 0 and again.stdout.count("reusing") == 2
+
+
+def test_sweep_screens_a_setting_and_tabulates_it(tmp_path):
+    args = ["--name", "fast-actor", "--set", "actor_lr=3e-4", "--set", "std_mode=state",
+            "--seeds", 0, 1, "--episodes", 3, "--out", tmp_path]  # fmt: skip
+    done = run("lab.sweep", *args)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    lines = [json.loads(x) for x in (tmp_path / "sweep.jsonl").read_text().splitlines()]
+    assert [(x["name"], x["seed"], x["episodes"]) for x in lines] == [
+        ("fast-actor", 0, 3),
+        ("fast-actor", 1, 3),
+    ]
+    assert all(-2000 < x["last50"] < 0 for x in lines)
+    assert len(np.load(tmp_path / "fast-actor-s0.npy")) == 3
+    assert re.search(
+        r"^\| fast-actor \| 2 \| not reached \(0/2\) \| -\d+ \(0/2\) \| -\d+ \|$", done.stdout, re.M
+    )
+    bad = run("lab.sweep", "--name", "x", "--set", "std_mode=wide", "--out", tmp_path)
+    assert bad.returncode == 2 and "std_mode" in bad.stderr
