@@ -28,7 +28,9 @@ class TrainConfig:
     The defaults are the default preset: the seed's textbook A3C on Pendulum-v1 with
     three changes kept by experiment (README, Tuning): actor lr 3e-4, a learned
     state-independent log-std, and learning rates falling linearly to 0 over the budget.
-    `--preset seed` (SEED_PRESET) restores the seed's values exactly.
+    `--preset seed` (SEED_PRESET) restores the seed's values exactly. Presets are applied
+    where configs are parsed (flags, environment) and by preset_config(); constructing
+    TrainConfig(preset="seed") directly only labels the defaults.
     """
 
     env_id: str = "Pendulum-v1"

@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from lab.bench import stop
 from tests.conftest import ROOT
 from tests.e2e.test_train import ENV, free_port
 
@@ -151,11 +152,4 @@ def test_real_prometheus_scrapes_a_run_and_every_dashboard_query_returns_data(tm
         assert {r["name"] for r in rules} >= {"A3CLearnerSaturated", "A3CServerDown"}
         assert all(r["health"] == "ok" for r in rules), rules
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(list(reversed(procs)))
