@@ -143,24 +143,28 @@ def test_other_box_env_trains(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1])
-def test_the_default_preset_learns_pendulum_where_the_seed_preset_does_not(tmp_path, seed):
-    """Data mode, 2 workers, 300 episodes: the mean return of episodes 151-300 clears a bar
-    that every seed-preset run of `make compare` (5 seeds x 2 modes) missed."""
-    run_dir = tmp_path / "learn"
-    done = subprocess.run(
-        [sys.executable, "-m", "lab.train", "-n", "2", "--mode", "data", "--seed", str(seed),
-         "--run-dir", str(run_dir), "--max-episodes", "300"],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    returns = np.array([float(r["return"]) for r in rows(run_dir)])
-    assert len(returns) == 300
-    late = returns[150:].mean()
-    # Mean return of episodes 151-300, measured: the seed preset -825 to -651 (10 runs of
-    # make compare, both modes); the default -489 to -304 (10 such runs and 2 of this
-    # test's); a random policy about -1200. The bar sits between the two.
-    assert late > -560, f"mean return of episodes 151-300: {late:.0f}"
+def test_the_default_preset_learns_pendulum_where_the_seed_preset_does_not(tmp_path):
+    """Data mode, 2 workers, 300 episodes, seeds 0 and 1: the mean return of episodes
+    201-300, averaged over the two seeds, clears a bar that no seed-preset pair reaches."""
+    late = {}
+    for seed in (0, 1):
+        run_dir = tmp_path / f"learn-s{seed}"
+        done = subprocess.run(
+            [sys.executable, "-m", "lab.train", "-n", "2", "--mode", "data", "--seed",
+             str(seed), "--run-dir", str(run_dir), "--max-episodes", "300"],
+            cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        returns = np.array([float(r["return"]) for r in rows(run_dir)])
+        assert len(returns) == 300
+        late[seed] = returns[200:].mean()
+    # Mean return of episodes 201-300 per run, measured: the seed preset -800 to -512 (18
+    # runs of make compare, both modes), so no pair of its runs averages above -527; the
+    # default -418 to -297 (this test's command, seeds 0-9); a random policy about -1200.
+    # Training is asynchronous, so a run's score varies with thread timing: averaging two
+    # seeds keeps the bar between the presets without failing on one unlucky run.
+    mean = float(np.mean(list(late.values())))
+    assert mean > -480, f"mean return of episodes 201-300 per seed: {late}"
 
 
 def test_pipelined_pushes_train_exactly_the_budget(tmp_path):
