@@ -41,6 +41,44 @@ def n_step_targets(rewards, mask, bootstrap_values, gamma: float) -> tf.Tensor:
     return (discounted + boot) * mask
 
 
+def vtrace_targets(
+    rewards, mask, values, bootstrap_values, log_rhos, gamma: float, rho_clip: float, c_clip: float
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """V-trace (IMPALA, Espeholt et al. 2018) on padded rollouts: (v_s, policy advantages).
+
+    v_s = V(x_s) + sum_{t>=s} gamma^(t-s) (c_s ... c_{t-1}) rho_t (r_t + gamma V(x_{t+1}) - V(x_t))
+    and the policy-gradient advantage rho_s (r_s + gamma v_{s+1} - V(x_s)), with
+    rho_t = min(rho_clip, pi/mu), c_t = min(c_clip, pi/mu) and, after a rollout's last
+    step, V and v equal to bootstrap_values. rewards, mask, values, log_rhos
+    (log pi - log mu): [B, T]; bootstrap_values: [B] (0 where terminated). Returns two
+    [B, T], 0 where mask is 0. With pi = mu and clips >= 1: the n-step targets y_t and
+    y_t - V(x_t), exactly as n_step_targets.
+    """
+    rewards, mask, values, bootstrap_values, log_rhos = (
+        tf.convert_to_tensor(x, tf.float32)
+        for x in (rewards, mask, values, bootstrap_values, log_rhos)
+    )
+    t_len = rewards.shape[1]
+    ratios = tf.exp(log_rhos)
+    rhos = tf.minimum(rho_clip, ratios)
+    cs = tf.minimum(c_clip, ratios)
+    zero = tf.zeros_like(values[:, :1])
+    boot = bootstrap_values[:, None]
+    next_mask = tf.concat([mask[:, 1:], zero], 1)  # 1 where step t + 1 is real
+
+    def after(x):  # x at t + 1 where that step is real, else the bootstrap value
+        return tf.where(next_mask > 0, tf.concat([x[:, 1:], zero], 1), boot)
+
+    deltas = rhos * (rewards + gamma * after(values) - values) * mask
+    acc, diffs = tf.zeros_like(values[:, 0]), []
+    for t in reversed(range(t_len)):  # v_s - V(x_s), from the last step back
+        acc = deltas[:, t] + gamma * cs[:, t] * next_mask[:, t] * acc
+        diffs.append(acc)
+    vs = (values + tf.stack(diffs[::-1], 1)) * mask
+    advantages = rhos * (rewards + gamma * after(vs) - values) * mask
+    return vs, advantages
+
+
 def gaussian_log_prob(actions, mu, std) -> tf.Tensor:
     """log N(actions; mu, std), summed over the action dimension: [..., A] -> [...]."""
     z = (actions - mu) / std
@@ -72,25 +110,34 @@ def losses(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig):
 
     actor_loss = -sum_t log pi(a_t|s_t) * A_t with A_t = y_t - V(s_t) held constant;
     critic_loss = mean_t (y_t - V(s_t))^2 over real steps; y_t are n-step targets of the
-    training reward (r + reward_shift) / reward_scale.
+    training reward (r + reward_shift) / reward_scale. With off_policy vtrace, y_t and A_t
+    are V-trace's v_t and policy advantages (vtrace_targets).
     """
-    states, actions, rewards, mask, next_states, bootstrap = batch
+    states, actions, rewards, mask, next_states, bootstrap, behaviour_log_probs = batch
     b, t_len, obs_dim = states.shape
     flat_states = tf.reshape(states, (-1, obs_dim))
     values = tf.reshape(critic(flat_states), (-1, t_len))
     next_values = tf.stop_gradient(critic(next_states)[:, 0])
     train_rewards = (rewards + cfg.reward_shift) / cfg.reward_scale * mask
-    targets = tf.stop_gradient(
-        n_step_targets(train_rewards, mask, next_values * bootstrap, cfg.gamma)
-    )
-    advantages = tf.stop_gradient(targets - values)
-    if cfg.normalize_advantages:
-        advantages = normalize(advantages, mask)
     mu_raw, std_raw = actor(flat_states)
     mu, std = policy_distribution(mu_raw, std_raw, spec, cfg)
     log_prob = tf.reshape(
         gaussian_log_prob(tf.reshape(actions, tf.shape(mu)), mu, std), (-1, t_len)
     )
+    if cfg.off_policy == "vtrace":
+        log_rhos = tf.stop_gradient(log_prob - behaviour_log_probs) * mask
+        targets, advantages = vtrace_targets(
+            train_rewards, mask, tf.stop_gradient(values), next_values * bootstrap, log_rhos,
+            cfg.gamma, cfg.vtrace_rho_clip, cfg.vtrace_c_clip,
+        )  # fmt: skip
+        targets, advantages = tf.stop_gradient(targets), tf.stop_gradient(advantages)
+    else:
+        targets = tf.stop_gradient(
+            n_step_targets(train_rewards, mask, next_values * bootstrap, cfg.gamma)
+        )
+        advantages = tf.stop_gradient(targets - values)
+    if cfg.normalize_advantages:
+        advantages = normalize(advantages, mask)
     actor_loss = -tf.reduce_sum(log_prob * advantages * mask)
     if cfg.entropy_coef:
         entropy = tf.reshape(gaussian_entropy(std), (-1, t_len))
@@ -159,7 +206,7 @@ def pack(batch: Batch) -> np.ndarray:
 
 def unpack(flat, spec: EnvSpec, t_max: int) -> Batch:
     """Inverse of pack, inside a compiled function."""
-    widths = [t_max * spec.obs_dim, t_max * spec.action_dim, t_max, t_max, spec.obs_dim, 1]
+    widths = [t_max * spec.obs_dim, t_max * spec.action_dim, t_max, t_max, spec.obs_dim, 1, t_max]
     rows = tf.reshape(flat, (-1, sum(widths)))
     parts = tf.split(rows, widths, axis=1)
     return Batch(
@@ -169,6 +216,7 @@ def unpack(flat, spec: EnvSpec, t_max: int) -> Batch:
         parts[3],
         parts[4],
         parts[5][:, 0],
+        parts[6],
     )
 
 

@@ -80,17 +80,21 @@ def weights_from_proto(
 
 
 def rollout_to_proto(rollout: Rollout) -> pb.Rollout:
-    return pb.Rollout(
+    message = pb.Rollout(
         states=to_tensor(rollout.states),
         actions=to_tensor(rollout.actions),
         rewards=to_tensor(rollout.rewards),
         next_state=to_tensor(rollout.next_state),
         terminated=rollout.terminated,
     )
+    if rollout.log_probs is not None:
+        message.behaviour_log_probs.CopyFrom(to_tensor(rollout.log_probs))
+    return message
 
 
 def rollout_from_proto(message: pb.Rollout, obs_dim: int, action_dim: int, t_max: int) -> Rollout:
-    """A Rollout of 1..t_max steps with the given dimensions, or CodecError."""
+    """A Rollout of 1..t_max steps with the given dimensions, or CodecError. Behaviour
+    log-probabilities are optional (None when absent)."""
     rewards = from_tensor(message.rewards, (None,), "rollout.rewards")
     steps = rewards.shape[0]
     if not 1 <= steps <= t_max:
@@ -101,4 +105,7 @@ def rollout_from_proto(message: pb.Rollout, obs_dim: int, action_dim: int, t_max
         rewards=rewards,
         next_state=from_tensor(message.next_state, (obs_dim,), "rollout.next_state"),
         terminated=bool(message.terminated),
+        log_probs=from_tensor(message.behaviour_log_probs, (steps,), "rollout.behaviour_log_probs")
+        if message.HasField("behaviour_log_probs")
+        else None,
     )

@@ -75,6 +75,14 @@ class TrainConfig:
     max_policy_lag: int = 0
     """Drop pushes made from weights more than this many versions old: acknowledged and
     counted (their episode steps still count) but not trained on (0: off)."""
+    off_policy: str = "none"
+    """Correction for samples that stale weights chose: none (the seed's A3C), or vtrace
+    (IMPALA's V-trace: truncated importance weights pi/mu on the value targets and the
+    policy gradient, mu from the log-probabilities workers send with each rollout)."""
+    vtrace_rho_clip: float = 1.0
+    """With off_policy vtrace: the truncation rho-bar of the importance weights."""
+    vtrace_c_clip: float = 1.0
+    """With off_policy vtrace: the truncation c-bar of the trace coefficients."""
     seed: int = 0
     """Seed of the initial weights."""
     preset: str = "default"
@@ -85,6 +93,7 @@ class TrainConfig:
         choices = {
             "lr_schedule": ("constant", "linear"),
             "std_mode": ("state", "param"),
+            "off_policy": ("none", "vtrace"),
             "preset": tuple(PRESETS),
         }
         for name, allowed in choices.items():
@@ -92,6 +101,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}")
         if self.max_policy_lag < 0 or self.t_max < 1 or not 0 < self.gamma <= 1:
             raise ValueError("max_policy_lag >= 0, t_max >= 1 and 0 < gamma <= 1 required")
+        if not (self.vtrace_rho_clip > 0 and self.vtrace_c_clip > 0):
+            raise ValueError("vtrace_rho_clip and vtrace_c_clip must be > 0")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -121,6 +132,9 @@ SEED_PRESET: dict[str, Any] = {
     "std_mode": "state",
     "log_std_init": 0.0,
     "max_policy_lag": 0,
+    "off_policy": "none",
+    "vtrace_rho_clip": 1.0,
+    "vtrace_c_clip": 1.0,
 }
 """The seed's hyperparameters (../shared/seed.md), every one that TrainConfig tunes."""
 

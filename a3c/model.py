@@ -180,6 +180,12 @@ def critic_forward(weights: Sequence[np.ndarray], obs: np.ndarray) -> np.ndarray
     return (x @ weights[-2] + weights[-1])[:, 0].astype(np.float32)
 
 
+def gaussian_log_prob(action: np.ndarray, mu: np.ndarray, std: np.ndarray) -> float:
+    """log N(action; mu, std) summed over the action dimension (numpy, float64)."""
+    z = (np.asarray(action, np.float64) - mu) / std
+    return float(np.sum(-0.5 * z * z - np.log(std) - 0.5 * np.log(2.0 * np.pi)))
+
+
 class NumpyPolicy:
     """The Gaussian policy of a weight set, evaluated with numpy (no TensorFlow)."""
 
@@ -203,9 +209,15 @@ class NumpyPolicy:
 
     def sample(self, obs: np.ndarray) -> np.ndarray:
         """A Gaussian action, clipped to the action space: [action_dim] float32."""
+        return self.sample_with_log_prob(obs)[0]
+
+    def sample_with_log_prob(self, obs: np.ndarray) -> tuple[np.ndarray, float]:
+        """sample(obs), and the log-density of the action returned (clipped, as the learner
+        evaluates it) under this policy: what V-trace's importance weights divide by."""
         mu, std = self.mean_std(obs)
         action = mu + std * self._rng.standard_normal(mu.shape)
-        return np.clip(action, self._spec.action_low, self._spec.action_high).astype(np.float32)
+        action = np.clip(action, self._spec.action_low, self._spec.action_high).astype(np.float32)
+        return action, gaussian_log_prob(action, mu, std)
 
     def act_deterministic(self, obs: np.ndarray) -> np.ndarray:
         mu, _ = self.mean_std(obs)

@@ -21,6 +21,7 @@ class Rollout:
     rewards: np.ndarray  # [T] float32, raw env rewards
     next_state: np.ndarray  # [obs_dim] float32, the state after the last step
     terminated: bool  # the last step terminated the episode: no bootstrap
+    log_probs: np.ndarray | None = None  # [T] float32, log mu(a_t|s_t) of the behaviour policy
 
     @property
     def steps(self) -> int:
@@ -36,6 +37,7 @@ class Batch(NamedTuple):
     mask: np.ndarray  # [B, t_max], 1 for real steps
     next_states: np.ndarray  # [B, obs_dim]
     bootstrap: np.ndarray  # [B], 0 where the rollout terminated, else 1
+    behaviour_log_probs: np.ndarray  # [B, t_max], log mu(a|s) (0 where mask is 0 or unknown)
 
 
 def pad(rollouts: Sequence[Rollout], t_max: int) -> Batch:
@@ -47,6 +49,7 @@ def pad(rollouts: Sequence[Rollout], t_max: int) -> Batch:
     actions = np.zeros((b, t_max, act_dim), np.float32)
     rewards = np.zeros((b, t_max), np.float32)
     mask = np.zeros((b, t_max), np.float32)
+    log_probs = np.zeros((b, t_max), np.float32)
     for i, r in enumerate(rollouts):
         t = r.steps
         if not 1 <= t <= t_max:
@@ -55,6 +58,8 @@ def pad(rollouts: Sequence[Rollout], t_max: int) -> Batch:
         actions[i, :t] = r.actions
         rewards[i, :t] = r.rewards
         mask[i, :t] = 1.0
+        if r.log_probs is not None:
+            log_probs[i, :t] = r.log_probs
     next_states = np.stack([r.next_state for r in rollouts]).astype(np.float32)
     bootstrap = np.array([0.0 if r.terminated else 1.0 for r in rollouts], np.float32)
-    return Batch(states, actions, rewards, mask, next_states, bootstrap)
+    return Batch(states, actions, rewards, mask, next_states, bootstrap, log_probs)

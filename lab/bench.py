@@ -68,17 +68,19 @@ def record(env, policy, t_max: int, count: int) -> list:
 
     rollouts, obs = [], env.reset(seed=2)[0]
     while len(rollouts) < count:
-        states, actions, rewards = [], [], []
+        states, actions, rewards, log_probs = [], [], [], []
         for _ in range(t_max):
-            action = policy.sample(obs)
+            action, log_prob = policy.sample_with_log_prob(obs)
             nxt, reward, term, trunc, _ = env.step(action)
             states.append(obs)
             actions.append(action)
             rewards.append(reward)
+            log_probs.append(log_prob)
             obs = env.reset()[0] if term or trunc else nxt
         rollouts.append(
             Rollout(np.stack(states).astype(np.float32), np.stack(actions),
-                    np.asarray(rewards, np.float32), np.asarray(nxt, np.float32), False)
+                    np.asarray(rewards, np.float32), np.asarray(nxt, np.float32), False,
+                    np.asarray(log_probs, np.float32))
         )  # fmt: skip
     return rollouts
 
@@ -125,6 +127,7 @@ def limits(seconds: float, recorded_path: Path) -> dict:
         actions=np.stack([r.actions for r in rollouts]),
         rewards=np.stack([r.rewards for r in rollouts]),
         next_states=np.stack([r.next_state for r in rollouts]),
+        log_probs=np.stack([r.log_probs for r in rollouts]),
         grads=np.stack(grads),
         shapes=np.array(json.dumps(weight_shapes(spec, cfg))),
     )

@@ -5,7 +5,8 @@
 episode and pushes recorded rollouts (data) or recorded gradients (gradient mode) as fast
 as the server answers, backing off briefly on RESOURCE_EXHAUSTED, until S seconds pass.
 FILE is an .npz with `states [R,T,obs]`, `actions [R,T,act]`, `rewards [R,T]`,
-`next_states [R,obs]` and, for gradient mode, `grads [R,n_params]` with `shapes` (JSON).
+`next_states [R,obs]`, `log_probs [R,T]` and, for gradient mode, `grads [R,n_params]`
+with `shapes` (JSON).
 Prints one line: pushes answered, refused, and other errors.
 """
 
@@ -49,10 +50,10 @@ def messages(mode: str, recorded) -> list:
     """The payloads to replay, built once: rollouts or per-variable gradient tensors."""
     if mode == "data":
         return [
-            codec.rollout_to_proto(Rollout(s, a, r, n, False))
-            for s, a, r, n in zip(
+            codec.rollout_to_proto(Rollout(s, a, r, n, False, lp))
+            for s, a, r, n, lp in zip(
                 recorded["states"], recorded["actions"], recorded["rewards"],
-                recorded["next_states"],
+                recorded["next_states"], recorded["log_probs"],
             )
         ]  # fmt: skip
     actor_shapes, critic_shapes = json.loads(str(recorded["shapes"]))

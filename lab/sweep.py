@@ -62,14 +62,15 @@ def train(values: dict, seed: int, episodes: int, workers: int) -> np.ndarray:
         for i in range(workers):
             if len(returns) >= episodes:
                 break
-            states, actions, rewards = [], [], []
+            states, actions, rewards, log_probs = [], [], [], []
             end = terminated = False
             for _ in range(cfg.t_max):
-                action = policies[i].sample(obs[i])
+                action, log_prob = policies[i].sample_with_log_prob(obs[i])
                 nxt, reward, terminated, truncated, _ = envs[i].step(action)
                 states.append(obs[i])
                 actions.append(action)
                 rewards.append(reward)
+                log_probs.append(log_prob)
                 running[i] += float(reward)
                 obs[i] = nxt
                 if terminated or truncated:
@@ -77,7 +78,7 @@ def train(values: dict, seed: int, episodes: int, workers: int) -> np.ndarray:
                     break
             rollout = Rollout(np.array(states, np.float32), np.array(actions, np.float32),
                               np.array(rewards, np.float32), np.asarray(obs[i], np.float32),
-                              bool(terminated))  # fmt: skip
+                              bool(terminated), np.array(log_probs, np.float32))  # fmt: skip
             trainer.set_progress(len(returns))
             flat = trainer.data_step(pad([rollout], cfg.t_max))
             policies[i].set_weights(split_flat(flat[:n_actor], shapes))

@@ -126,6 +126,11 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
                 )
             except codec.CodecError as err:
                 self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "invalid_tensor", str(err))
+            if rollout.log_probs is None and self._cfg.off_policy == "vtrace":
+                self._refuse(
+                    context, grpc.StatusCode.INVALID_ARGUMENT, "missing_log_probs",
+                    "rollout.behaviour_log_probs is required: the server trains with V-trace",
+                )  # fmt: skip
             push = self._push(info, message.header, rollout.steps, context)
             push.batch = pad([rollout], self._cfg.t_max)
             yield self._apply(info, push, message.header.seq, context)

@@ -175,13 +175,13 @@ def run_episode(
     env, cfg = session.env, session.cfg
     obs, _ = env.reset(seed=seed)
     obs = np.asarray(obs, np.float32).reshape(-1)
-    states, actions, rewards = [], [], []
+    states, actions, rewards, log_probs = [], [], [], []
     ret, length = 0.0, 0
     env_seconds = inference_seconds = 0.0
     m = session.metrics
     while True:
         t0 = perf_counter()
-        action = session.policy.sample(obs)
+        action, log_prob = session.policy.sample_with_log_prob(obs)
         t1 = perf_counter()
         next_obs, reward, terminated, truncated, _ = env.step(action)
         inference_seconds += t1 - t0
@@ -190,6 +190,7 @@ def run_episode(
         states.append(obs)
         actions.append(action)
         rewards.append(float(reward))
+        log_probs.append(log_prob)
         ret += float(reward)
         length += 1
         obs = next_obs
@@ -205,13 +206,14 @@ def run_episode(
                 np.asarray(rewards, np.float32),
                 next_obs,
                 bool(terminated),
+                np.asarray(log_probs, np.float32),
             )
             session.push(rollout, lease_id, end, ret, length)
             settle = end or not session.lease_valid or stop.is_set()
             # An episode counts once its last push is answered: wait before leasing more.
             if settle and (not session.drain() or not end):
                 return None
-            states, actions, rewards = [], [], []
+            states, actions, rewards, log_probs = [], [], [], []
             if end:
                 m.episodes.inc()
                 return ret, length

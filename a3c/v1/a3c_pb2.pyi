@@ -125,18 +125,20 @@ class PushHeader(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., seq: _Optional[int] = ..., base_version: _Optional[int] = ..., lease_id: _Optional[int] = ..., episode_end: _Optional[bool] = ..., episode_return: _Optional[float] = ..., episode_length: _Optional[int] = ...) -> None: ...
 
 class Rollout(_message.Message):
-    __slots__ = ("states", "actions", "rewards", "next_state", "terminated")
+    __slots__ = ("states", "actions", "rewards", "next_state", "terminated", "behaviour_log_probs")
     STATES_FIELD_NUMBER: _ClassVar[int]
     ACTIONS_FIELD_NUMBER: _ClassVar[int]
     REWARDS_FIELD_NUMBER: _ClassVar[int]
     NEXT_STATE_FIELD_NUMBER: _ClassVar[int]
     TERMINATED_FIELD_NUMBER: _ClassVar[int]
+    BEHAVIOUR_LOG_PROBS_FIELD_NUMBER: _ClassVar[int]
     states: Tensor
     actions: Tensor
     rewards: Tensor
     next_state: Tensor
     terminated: bool
-    def __init__(self, states: _Optional[_Union[Tensor, _Mapping]] = ..., actions: _Optional[_Union[Tensor, _Mapping]] = ..., rewards: _Optional[_Union[Tensor, _Mapping]] = ..., next_state: _Optional[_Union[Tensor, _Mapping]] = ..., terminated: _Optional[bool] = ...) -> None: ...
+    behaviour_log_probs: Tensor
+    def __init__(self, states: _Optional[_Union[Tensor, _Mapping]] = ..., actions: _Optional[_Union[Tensor, _Mapping]] = ..., rewards: _Optional[_Union[Tensor, _Mapping]] = ..., next_state: _Optional[_Union[Tensor, _Mapping]] = ..., terminated: _Optional[bool] = ..., behaviour_log_probs: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class SamplePush(_message.Message):
     __slots__ = ("header", "rollout")

@@ -11,6 +11,7 @@ import urllib.request
 
 import pytest
 
+from lab import scrape
 from lab.bench import stop
 from tests.conftest import ROOT
 from tests.e2e.test_train import ENV, free_port
@@ -79,6 +80,19 @@ def wait_ready(base: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     pytest.fail("prometheus not ready")
 
 
+def wait_for_update(metrics_port: int, mode: str, server: subprocess.Popen) -> None:
+    """Until the server has made an update of `mode` (read from its /metrics)."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and server.poll() is None:
+        try:
+            if scrape.value(scrape.scrape(metrics_port), "a3c_server_updates_total", mode=mode):
+                return
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.5)
+    pytest.fail(f"no {mode}-mode update within 180 s")
+
+
 def test_real_prometheus_scrapes_a_run_and_every_dashboard_query_returns_data(tmp_path):
     prometheus = need("prometheus")
     grpc_port, server_metrics, prom_port = free_port(), free_port(), free_port()
@@ -120,14 +134,18 @@ def test_real_prometheus_scrapes_a_run_and_every_dashboard_query_returns_data(tm
             cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         procs.append(server)
-        for mode, port in worker_ports.items():
+        # The gradient worker first: it imports TensorFlow, and on a busy machine the data
+        # worker alone could otherwise train the whole budget before it pushes once.
+        for mode in ("gradient", "data"):
             procs.append(
                 subprocess.Popen(
                     [sys.executable, "-m", "worker", "--server", f"127.0.0.1:{grpc_port}",
-                     "--mode", mode, "--metrics-port", str(port)],
+                     "--mode", mode, "--metrics-port", str(worker_ports[mode])],
                     cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
                 )
             )  # fmt: skip
+            if mode == "gradient":
+                wait_for_update(server_metrics, mode, server)
         assert server.wait(timeout=240) == 0
         end = time.time()
         for title, expr in dashboard_queries():

@@ -1,12 +1,15 @@
 """The parameter server over real gRPC on loopback: both modes agree; bad input changes nothing."""
 
+import dataclasses
+
 import grpc
 import numpy as np
 import pytest
 
 from a3c import codec
+from a3c.algo import split_flat
 from a3c.config import TrainConfig
-from a3c.model import weight_shapes
+from a3c.model import NumpyPolicy, gaussian_log_prob, weight_shapes
 from a3c.rollout import Rollout
 from a3c.v1 import a3c_pb2 as pb
 from worker.gradients import LocalGradients
@@ -70,6 +73,45 @@ def test_the_two_modes_make_the_same_update(live_server_factory):
     _, w_grad = flat_weights(grad_server)
     assert not np.allclose(w_data, w0), "the update changed the weights"
     np.testing.assert_allclose(w_data, w_grad, atol=1e-5)
+
+
+def test_vtrace_weighs_samples_by_their_log_probs_and_requires_them(live_server_factory):
+    """A V-trace server given the current policy's log-probs makes the plain server's
+    update; given other log-probs, another; given none, INVALID_ARGUMENT and no change."""
+    plain = live_server_factory(TrainConfig(max_episodes=10, seed=3))
+    cfg = TrainConfig(max_episodes=10, seed=3, off_policy="vtrace")
+    on_policy, stale = live_server_factory(cfg), live_server_factory(cfg)
+    spec = plain.app.servicer._spec
+    _, w0 = flat_weights(plain)
+    actor_shapes = weight_shapes(spec, cfg)[0]
+    policy = NumpyPolicy(spec, cfg, np.random.default_rng(0))
+    policy.set_weights(split_flat(w0, actor_shapes))
+    r = rollout(seed=5, steps=3)
+    log_probs = np.array(
+        [gaussian_log_prob(a, *policy.mean_std(s)) for s, a in zip(r.states, r.actions)],
+        np.float32,
+    )
+
+    def push(live, sent):
+        worker_id, lease = connect(live, pb.MODE_DATA)
+        message = pb.SamplePush(
+            header=header(worker_id, lease), rollout=codec.rollout_to_proto(sent)
+        )
+        return list(live.stub.PushSamples(iter([message])))
+
+    push(plain, r)
+    push(on_policy, dataclasses.replace(r, log_probs=log_probs))
+    # pi/mu = e^-1, e^1 and e^-0.5, as if the samples came from older weights.
+    push(stale, dataclasses.replace(r, log_probs=log_probs + np.float32([1.0, -1.0, 0.5])))
+    with pytest.raises(grpc.RpcError) as err:
+        push(stale, r)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "behaviour_log_probs is required" in err.value.details()
+    _, want = flat_weights(plain)
+    np.testing.assert_allclose(flat_weights(on_policy)[1], want, atol=1e-5)
+    version, got = flat_weights(stale)
+    assert version == 1
+    assert not np.allclose(got, want, atol=1e-5), "the importance weights changed the update"
 
 
 def test_pull_weights_unchanged_and_empty_request(live_server_factory):

@@ -1,5 +1,7 @@
 """Tensor and rollout codec: round trips, and every malformed input refused with a reason."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -34,11 +36,17 @@ def test_rollout_round_trip():
         np.array([-1, -2, -3, -4], np.float32),
         np.array([9, 8, 7], np.float32),
         True,
+        np.array([-0.5, -1, -1.5, -2], np.float32),
     )
     back = codec.rollout_from_proto(codec.rollout_to_proto(r), 3, 1, 4)
-    for name in ("states", "actions", "rewards", "next_state"):
+    for name in ("states", "actions", "rewards", "next_state", "log_probs"):
         np.testing.assert_array_equal(getattr(back, name), getattr(r, name))
     assert back.terminated is True
+    without = dataclasses.replace(r, log_probs=None)
+    assert codec.rollout_from_proto(codec.rollout_to_proto(without), 3, 1, 4).log_probs is None
+    wrong = codec.rollout_to_proto(dataclasses.replace(r, log_probs=np.zeros(3, np.float32)))
+    with pytest.raises(codec.CodecError, match="behaviour_log_probs: expected shape"):
+        codec.rollout_from_proto(wrong, 3, 1, 4)
 
 
 @pytest.mark.parametrize(

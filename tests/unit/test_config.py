@@ -48,9 +48,9 @@ def test_seed_preset_is_the_seed_exactly():
     want = seed_md_values()
     assert {k: getattr(cfg, k) for k in want} == want
     # The seed has none of the additions: no entropy bonus, no advantage normalisation,
-    # constant learning rates, a state-dependent std, no policy-lag bound.
+    # constant learning rates, a state-dependent std, no policy-lag bound, no V-trace.
     assert (cfg.entropy_coef, cfg.normalize_advantages, cfg.lr_schedule) == (0.0, False, "constant")
-    assert (cfg.std_mode, cfg.max_policy_lag) == ("state", 0)
+    assert (cfg.std_mode, cfg.max_policy_lag, cfg.off_policy) == ("state", 0, "none")
     assert cfg.env_id == "Pendulum-v1"
     assert set(config.SEED_PRESET) >= set(want)
 
