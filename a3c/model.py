@@ -10,6 +10,7 @@ then bias [out]; with std_mode param the actor's list ends with log_std [action_
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
     import keras
 
     from a3c.config import TrainConfig
+
+HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 class EnvSpecError(ValueError):
@@ -181,9 +184,9 @@ def critic_forward(weights: Sequence[np.ndarray], obs: np.ndarray) -> np.ndarray
 
 
 def gaussian_log_prob(action: np.ndarray, mu: np.ndarray, std: np.ndarray) -> float:
-    """log N(action; mu, std) summed over the action dimension (numpy, float64)."""
-    z = (np.asarray(action, np.float64) - mu) / std
-    return float(np.sum(-0.5 * z * z - np.log(std) - 0.5 * np.log(2.0 * np.pi)))
+    """log N(action; mu, std) summed over the action dimension: [A] -> float (numpy)."""
+    z = (action - mu) / std
+    return float(-0.5 * np.dot(z, z) - np.log(std).sum() - HALF_LOG_2PI * z.shape[0])
 
 
 class NumpyPolicy:
