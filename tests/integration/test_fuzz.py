@@ -28,13 +28,16 @@ def tensors(draw, max_dims=3):
 
 @st.composite
 def rollouts(draw):
-    return pb.Rollout(
+    message = pb.Rollout(
         states=draw(tensors()),
         actions=draw(tensors()),
         rewards=draw(tensors(max_dims=1)),
         next_state=draw(tensors(max_dims=1)),
         terminated=draw(st.booleans()),
     )
+    if draw(st.booleans()):
+        message.behaviour_log_probs.CopyFrom(draw(tensors(max_dims=1)))
+    return message
 
 
 @st.composite
@@ -46,13 +49,23 @@ def valid_rollouts(draw):
         values = draw(st.lists(finite, min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
         return codec.to_tensor(np.asarray(values, np.float32).reshape(shape))
 
-    return pb.Rollout(
+    message = pb.Rollout(
         states=array(steps, 3),
         actions=array(steps, 1),
         rewards=array(steps),
         next_state=array(3),
         terminated=draw(st.booleans()),
     )
+    if draw(st.booleans()):  # any finite log-probability, however far from the policy's
+        values = draw(
+            st.lists(
+                st.floats(width=32, allow_nan=False, allow_infinity=False),
+                min_size=steps,
+                max_size=steps,
+            )
+        )
+        message.behaviour_log_probs.CopyFrom(codec.to_tensor(np.asarray(values, np.float32)))
+    return message
 
 
 @settings(max_examples=300, deadline=None)
@@ -84,10 +97,13 @@ def test_random_rollouts_decode_or_are_refused_with_a_reason(message):
 
 @pytest.fixture(scope="module")
 def shared_server(tmp_path_factory):
-    """One server for every example (a server per example would take minutes)."""
+    """One server for every example (a server per example would take minutes), training
+    with V-trace so that behaviour log-probabilities are decoded and used."""
+    from a3c.config import TrainConfig
     from tests.conftest import start_live_server, stop_live_server
 
-    live = start_live_server(tmp_path_factory.mktemp("fuzz"))
+    cfg = TrainConfig(max_episodes=10, off_policy="vtrace")
+    live = start_live_server(tmp_path_factory.mktemp("fuzz"), cfg)
     yield live
     stop_live_server(live)
 
@@ -115,7 +131,8 @@ def test_live_server_answers_random_pushes_with_ok_or_invalid_argument(
         np.testing.assert_array_equal(weights_after, weights_before)
         return
     assert reply.lease_valid and reply.version == before + 1
-    assert codec.rollout_from_proto(message, 3, 1, 4).steps >= 1
+    assert codec.rollout_from_proto(message, 3, 1, 4).log_probs is not None
+    assert np.all(np.isfinite(flat_weights(live)[1])), "an accepted push made weights non-finite"
     live.accepted = getattr(live, "accepted", 0) + 1
 
 
