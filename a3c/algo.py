@@ -13,10 +13,9 @@ import numpy as np
 import tensorflow as tf
 
 from a3c.config import TrainConfig
-from a3c.model import EnvSpec
+from a3c.model import LOG_2PI, EnvSpec
 from a3c.rollout import Batch
 
-LOG_2PI = math.log(2.0 * math.pi)
 ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON = 0.9, 0.999, 1e-7
 
 
@@ -265,7 +264,7 @@ class Trainer:
         self.actor, self.critic, self.spec, self.cfg = actor, critic, spec, cfg
         self._variables = list(actor.trainable_variables) + list(critic.trainable_variables)
         self._sizes = [int(np.prod(v.shape)) for v in self._variables]
-        self.n_actor = sum(int(np.prod(v.shape)) for v in actor.trainable_variables)
+        self.n_actor = sum(self._sizes[: len(actor.trainable_variables)])
         self.n_params = sum(self._sizes)
         self._lr_scale = 1.0
         self._adam = {

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from a3c.config import TrainConfig
 
-HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+LOG_2PI = math.log(2.0 * math.pi)
 
 
 class EnvSpecError(ValueError):
@@ -186,7 +186,7 @@ def critic_forward(weights: Sequence[np.ndarray], obs: np.ndarray) -> np.ndarray
 def gaussian_log_prob(action: np.ndarray, mu: np.ndarray, std: np.ndarray) -> float:
     """log N(action; mu, std) summed over the action dimension: [A] -> float (numpy)."""
     z = (action - mu) / std
-    return float(-0.5 * np.dot(z, z) - np.log(std).sum() - HALF_LOG_2PI * z.shape[0])
+    return float(-0.5 * np.dot(z, z) - np.log(std).sum() - 0.5 * LOG_2PI * z.shape[0])
 
 
 class NumpyPolicy:

@@ -39,6 +39,11 @@ class Push:
     enqueued: float = 0.0
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
 
+    @property
+    def mode(self) -> str:
+        """data or gradient, by payload (read before the push is settled: that drops it)."""
+        return "data" if self.batch is not None else "gradient"
+
 
 class LearnerStopped(Exception):
     """The learner takes no more pushes: the budget is spent or the server is stopping."""
@@ -164,8 +169,7 @@ class Learner:
             self._set_busy(True)
             now = time.perf_counter()
             for push in pushes:
-                mode = "data" if push.batch is not None else "gradient"
-                self._m.queue_wait.labels(mode).observe(now - push.enqueued)
+                self._m.queue_wait.labels(push.mode).observe(now - push.enqueued)
             try:
                 self._apply_all(pushes)
             except Exception as err:  # noqa: BLE001 - reported to the pushing workers
@@ -186,14 +190,13 @@ class Learner:
                 self._m.refused.labels("lease_lost").inc()
                 push.version = self.version
             elif self._max_lag and self.version - push.base_version > self._max_lag:
-                mode = "data" if push.batch is not None else "gradient"
-                self._m.stale.labels(mode).inc()
-                self._settle(push, mode, self.version, trained=False)
+                self._m.stale.labels(push.mode).inc()
+                self._settle(push, push.mode, self.version, trained=False)
             else:
                 live.append(push)
         self._trainer.set_progress(self._budget.completed)
-        data = [p for p in live if p.batch is not None]
-        grads = [p for p in live if p.batch is None]
+        data = [p for p in live if p.mode == "data"]
+        grads = [p for p in live if p.mode == "gradient"]
         if data:
             self._update(data, "data")
         if grads:
