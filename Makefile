@@ -12,22 +12,36 @@ EPISODES ?= 500
 SEED ?= 0
 ENV ?= Pendulum-v1
 IN_FLIGHT ?= 1
+ENVS ?= 1
 METRICS_PORT ?= 9100
 WORKER_METRICS_PORT ?= 9101
-RUN_DIR ?= runs/$(MODE)-n$(N)-s$(SEED)-$(shell date +%Y%m%d-%H%M%S)
+RUN_DIR ?= runs/$(MODE)-n$(N)x$(ENVS)-s$(SEED)-$(shell date +%Y%m%d-%H%M%S)
 
 PROM_PORT ?= 9090
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup proto train server workers monitor prometheus dashboard test lint format clean
+.PHONY: setup lock proto train server workers monitor prometheus dashboard test lint format clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The pins and hashes of requirements.lock (runtime and dev extra), then the project itself.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip check  # fails when pyproject.toml asks for more than the lock has
 	touch $(STAMP)
+
+# Regenerates requirements.lock from pyproject.toml for Linux x86_64 and Python 3.11, with uv
+# from a throwaway venv. It keeps the pins that still fit; LOCK_FLAGS=--upgrade moves them all.
+LOCK_TOOL ?= uv==0.13.8
+lock:
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && $(PY) -m venv "$$tmp" && \
+	"$$tmp/bin/python" -m pip install -q $(LOCK_TOOL) && \
+	"$$tmp/bin/uv" pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes \
+		--custom-compile-command "make lock" --quiet -o requirements.lock $(LOCK_FLAGS)
 
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=. --grpc_python_out=. \
@@ -37,7 +51,7 @@ train: $(STAMP)
 	$(BIN)/a3c-train --workers $(N) --mode $(MODE) --max-episodes $(EPISODES) \
 		--run-dir $(RUN_DIR) --seed $(SEED) --env-id $(ENV) \
 		--metrics-port $(METRICS_PORT) --worker-metrics-port $(WORKER_METRICS_PORT) \
-		--max-in-flight $(IN_FLIGHT) $(TRAIN_FLAGS)
+		--max-in-flight $(IN_FLIGHT) --num-envs $(ENVS) $(TRAIN_FLAGS)
 
 server: $(STAMP)
 	$(BIN)/a3c-server --port $(PORT) --max-episodes $(EPISODES) --run-dir $(RUN_DIR) \
@@ -45,7 +59,7 @@ server: $(STAMP)
 
 workers: $(STAMP)
 	$(BIN)/a3c-workers -n $(N) --server $(SERVER) --mode $(MODE) --seed $(SEED) \
-		--metrics-port $(WORKER_METRICS_PORT) --max-in-flight $(IN_FLIGHT)
+		--metrics-port $(WORKER_METRICS_PORT) --max-in-flight $(IN_FLIGHT) --num-envs $(ENVS)
 
 # Prometheus and promtool from the Debian package, installed when missing.
 prometheus:
@@ -106,3 +120,20 @@ test: lint prometheus
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# --- peers: the program a user would pick instead (SB3 A2C, RL Zoo settings), for make bench ---
+# A venv of its own, so the peer's torch never meets ours. torch==2.13.0 resolves to the local
+# CPU build (plain `torch` would pull a CUDA build); SB3 2.9.2 needs torch>=2.8, gymnasium<2.
+PEERS_VENV := .venv-peers
+PEERS_PINS := torch==2.13.0 stable-baselines3==2.9.2 gymnasium==1.4.0 numpy==2.4.6
+PEERS_STAMP := $(PEERS_VENV)/.installed-$(subst ==,-,$(subst $() $(),_,$(PEERS_PINS)))
+
+.PHONY: bench-peers
+
+bench-peers: $(PEERS_STAMP)
+
+$(PEERS_STAMP):
+	test -x $(PEERS_VENV)/bin/python || $(PY) -m venv $(PEERS_VENV)
+	$(PEERS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PEERS_VENV)/bin/python -m pip install -q $(PEERS_PINS)
+	rm -f $(PEERS_VENV)/.installed-* && touch $@

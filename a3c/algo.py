@@ -7,8 +7,6 @@ a3c.rollout.Batch) so compiled callers trace once.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import tensorflow as tf
 
@@ -108,7 +106,8 @@ def losses(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig):
     """(actor_loss, critic_loss) of a padded batch, as the seed defines them.
 
     actor_loss = -sum_t log pi(a_t|s_t) * A_t with A_t = y_t - V(s_t) held constant;
-    critic_loss = mean_t (y_t - V(s_t))^2 over real steps; y_t are n-step targets of the
+    critic_loss = mean_t (y_t - V(s_t))^2 over real steps; both summed over the batch's
+    rollouts (the loss of B rollouts is the sum of their losses); y_t are n-step targets of the
     training reward (r + reward_shift) / reward_scale. With off_policy vtrace, y_t and A_t
     are V-trace's v_t and policy advantages (vtrace_targets).
     """
@@ -141,7 +140,10 @@ def losses(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig):
     if cfg.entropy_coef:
         entropy = tf.reshape(gaussian_entropy(std), (-1, t_len))
         actor_loss -= cfg.entropy_coef * tf.reduce_sum(entropy * mask)
-    critic_loss = tf.reduce_sum(tf.square(targets - values) * mask) / tf.reduce_sum(mask)
+    # Per rollout, the mean over its steps; over rollouts, the sum: a batch of rollouts
+    # (a vectorized worker's push, merged pushes) weighs each as it would weigh alone.
+    squared = tf.reduce_sum(tf.square(targets - values) * mask, axis=1)
+    critic_loss = tf.reduce_sum(squared / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0))
     return actor_loss, critic_loss
 
 
@@ -158,16 +160,6 @@ def compute_gradients(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConf
 def flat_weights(models) -> tf.Tensor:
     """Every weight of the models, flattened and concatenated: [n_params]."""
     return tf.concat([tf.reshape(v, (-1,)) for m in models for v in m.weights], axis=0)
-
-
-def split_flat(flat: np.ndarray, shapes) -> list[np.ndarray]:
-    """Inverse of flat_weights for one list of shapes, from the start of flat."""
-    out, pos = [], 0
-    for shape in shapes:
-        n = math.prod(shape)
-        out.append(flat[pos : pos + n].reshape(shape))
-        pos += n
-    return out
 
 
 def configure_threads(threads: int) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from a3c.rollout import Rollout
+from a3c.rollout import Batch, Rollout, pad
 from a3c.v1 import a3c_pb2 as pb
 
 WIRE_DTYPE = np.dtype("<f4")
@@ -67,15 +67,17 @@ def from_tensors(
 def weights_to_proto(
     version: int, actor: Sequence[np.ndarray], critic: Sequence[np.ndarray]
 ) -> pb.WeightSet:
+    """A WeightSet; an empty critic list leaves the critic out (an actor-only reply)."""
     return pb.WeightSet(version=version, actor=to_tensors(actor), critic=to_tensors(critic))
 
 
 def weights_from_proto(
     message: pb.WeightSet, actor_shapes, critic_shapes
 ) -> tuple[int, list[np.ndarray], list[np.ndarray]]:
-    """(version, actor weights, critic weights) of a WeightSet."""
+    """(version, actor weights, critic weights) of a WeightSet; critic_shapes None reads an
+    actor-only set (critic [])."""
     actor = from_tensors(message.actor, actor_shapes, "actor")
-    critic = from_tensors(message.critic, critic_shapes, "critic")
+    critic = [] if critic_shapes is None else from_tensors(message.critic, critic_shapes, "critic")
     return int(message.version), actor, critic
 
 
@@ -109,3 +111,62 @@ def rollout_from_proto(message: pb.Rollout, obs_dim: int, action_dim: int, t_max
         if message.HasField("behaviour_log_probs")
         else None,
     )
+
+
+def batch_to_proto(rollouts: Sequence[Rollout]) -> pb.RolloutBatch:
+    """R rollouts as one RolloutBatch, padded to the longest (T = its steps)."""
+    t = max(r.steps for r in rollouts)
+    batch = pad(rollouts, t)
+    message = pb.RolloutBatch(
+        states=to_tensor(batch.states),
+        actions=to_tensor(batch.actions),
+        rewards=to_tensor(batch.rewards),
+        next_states=to_tensor(batch.next_states),
+        terminated=[r.terminated for r in rollouts],
+    )
+    if all(r.log_probs is not None for r in rollouts):
+        message.behaviour_log_probs.CopyFrom(to_tensor(batch.behaviour_log_probs))
+    return message
+
+
+def batch_from_proto(
+    message: pb.RolloutBatch, steps: Sequence[int], obs_dim: int, action_dim: int, t_max: int
+) -> tuple[Batch, bool]:
+    """The Batch (padded to t_max, padding zeroed) of a RolloutBatch whose rows have
+    `steps` steps each, and whether it carried behaviour log-probabilities; or CodecError."""
+    rows = len(steps)
+    if rows < 1:
+        raise CodecError("a batched push needs at least one row (header.envs)")
+    if len(message.terminated) != rows:
+        raise CodecError(f"rollouts.terminated has {len(message.terminated)} rows; envs {rows}")
+    rewards = from_tensor(message.rewards, (rows, None), "rollouts.rewards")
+    t = rewards.shape[1]
+    if not 1 <= t <= t_max:
+        raise CodecError(f"rollouts have {t} steps; expected 1..{t_max} (t_max)")
+    lengths = np.asarray(steps)
+    if np.any(lengths < 1) or np.any(lengths > t):
+        raise CodecError(f"envs[].steps must each be 1..{t} (the rollouts' T); got {list(steps)}")
+    fields = {
+        "states": from_tensor(message.states, (rows, t, obs_dim), "rollouts.states"),
+        "actions": from_tensor(message.actions, (rows, t, action_dim), "rollouts.actions"),
+        "rewards": rewards,
+    }
+    has_log_probs = message.HasField("behaviour_log_probs")
+    if has_log_probs:
+        fields["log_probs"] = from_tensor(
+            message.behaviour_log_probs, (rows, t), "rollouts.behaviour_log_probs"
+        )
+    next_states = from_tensor(message.next_states, (rows, obs_dim), "rollouts.next_states")
+    mask = (np.arange(t_max)[None, :] < lengths[:, None]).astype(np.float32)
+    padded = {}
+    for name, value in fields.items():
+        out = np.zeros((rows, t_max, *value.shape[2:]), np.float32)
+        out[:, :t] = value
+        padded[name] = out * mask.reshape(mask.shape + (1,) * (out.ndim - 2))
+    bootstrap = 1.0 - np.asarray(message.terminated, np.float32)
+    log_probs = padded.get("log_probs", np.zeros((rows, t_max), np.float32))
+    batch = Batch(
+        padded["states"], padded["actions"], padded["rewards"], mask, next_states, bootstrap,
+        log_probs,
+    )  # fmt: skip
+    return batch, has_log_probs

@@ -212,6 +212,10 @@ class ServerConfig:
     progress: bool = True
     """Print a progress line (episodes, env steps/s, mean return of the last 20)."""
 
+    def __post_init__(self):
+        if self.learner_batch < 1 or self.learner_reduce not in ("sum", "mean"):
+            raise ValueError("learner_batch must be >= 1 and learner_reduce sum or mean")
+
 
 @dataclasses.dataclass(frozen=True)
 class WorkerConfig:
@@ -222,7 +226,10 @@ class WorkerConfig:
     mode: str = "gradient"
     """gradient: push gradients of the local copy; data: push raw transitions."""
     seed: int = 0
-    """Seed of the environment and of the policy's action noise."""
+    """Seed of the environments and of the policy's action noise."""
+    num_envs: int = 1
+    """Environments this worker steps, with one batched policy forward per step and one
+    push per t_max steps for all of them; each trains the episode of its own lease."""
     name: str = ""
     """Name in logs (default host:pid)."""
     connect_timeout: float = 300.0
@@ -249,6 +256,12 @@ class WorkerConfig:
     """Bearer token to send with every call."""
     auth_token_file: str = ""
     """File holding the bearer token (e.g. a mounted Kubernetes Secret)."""
+
+    def __post_init__(self):
+        if self.mode not in ("gradient", "data"):
+            raise ValueError(f"mode must be gradient or data, not {self.mode!r}")
+        if self.max_in_flight < 1 or self.num_envs < 1:
+            raise ValueError("max_in_flight and num_envs must each be at least 1")
 
 
 def read_token(value: str, path: str) -> str:

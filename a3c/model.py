@@ -183,14 +183,27 @@ def critic_forward(weights: Sequence[np.ndarray], obs: np.ndarray) -> np.ndarray
     return (x @ weights[-2] + weights[-1])[:, 0].astype(np.float32)
 
 
-def gaussian_log_prob(action: np.ndarray, mu: np.ndarray, std: np.ndarray) -> float:
-    """log N(action; mu, std) summed over the action dimension: [A] -> float (numpy)."""
+def gaussian_log_prob(action: np.ndarray, mu: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """log N(action; mu, std) summed over the action dimension: [..., A] -> [...] (numpy)."""
     z = (action - mu) / std
-    return float(-0.5 * np.dot(z, z) - np.log(std).sum() - 0.5 * LOG_2PI * z.shape[0])
+    return -0.5 * np.sum(z * z, -1) - np.sum(np.log(std), -1) - 0.5 * LOG_2PI * z.shape[-1]
+
+
+def split_flat(flat: np.ndarray, shapes) -> list[np.ndarray]:
+    """A flat vector (as Trainer's flat weights) cut into arrays of the given shapes."""
+    out, pos = [], 0
+    for shape in shapes:
+        n = math.prod(shape)
+        out.append(flat[pos : pos + n].reshape(shape))
+        pos += n
+    return out
 
 
 class NumpyPolicy:
-    """The Gaussian policy of a weight set, evaluated with numpy (no TensorFlow)."""
+    """The Gaussian policy of a weight set, evaluated with numpy (no TensorFlow).
+
+    Batched: observations [M, obs_dim] give actions [M, action_dim], one forward pass for
+    M environments. The single-observation methods are the batch of one."""
 
     def __init__(self, spec: EnvSpec, cfg: TrainConfig, rng: np.random.Generator):
         self._spec = spec
@@ -201,26 +214,33 @@ class NumpyPolicy:
     def set_weights(self, actor_weights: Sequence[np.ndarray]) -> None:
         self._weights = list(actor_weights)
 
+    def mean_std_batch(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """obs [M, obs_dim] -> (mu, std), each [M, action_dim]: mu in env units, std clipped."""
+        mu_raw, std_raw = actor_forward(self._weights, obs.astype(np.float32), self._cfg.std_mode)
+        mu = self._spec.action_center + self._spec.action_half_range * mu_raw
+        return mu, np.clip(std_raw, self._cfg.std_min, self._cfg.std_max)
+
+    def sample_batch(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gaussian actions for obs [M, obs_dim], clipped to the action space ([M, A]
+        float32), and each action's log-density as the learner evaluates it ([M] float32):
+        what V-trace's importance weights divide by."""
+        mu, std = self.mean_std_batch(obs)
+        action = mu + std * self._rng.standard_normal(mu.shape)
+        action = np.clip(action, self._spec.action_low, self._spec.action_high).astype(np.float32)
+        return action, gaussian_log_prob(action, mu, std).astype(np.float32)
+
     def mean_std(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """obs [obs_dim] -> (mu, std) [action_dim], mu in env units, std clipped."""
-        mu_raw, std_raw = actor_forward(
-            self._weights, obs.reshape(1, -1).astype(np.float32), self._cfg.std_mode
-        )
-        mu = self._spec.action_center + self._spec.action_half_range * mu_raw[0]
-        std = np.clip(std_raw[0], self._cfg.std_min, self._cfg.std_max)
-        return mu, std
+        """obs [obs_dim] -> (mu, std) [action_dim]."""
+        mu, std = self.mean_std_batch(obs.reshape(1, -1))
+        return mu[0], std[0]
 
     def sample(self, obs: np.ndarray) -> np.ndarray:
-        """A Gaussian action, clipped to the action space: [action_dim] float32."""
+        """A Gaussian action for one observation: [action_dim] float32."""
         return self.sample_with_log_prob(obs)[0]
 
     def sample_with_log_prob(self, obs: np.ndarray) -> tuple[np.ndarray, float]:
-        """sample(obs), and the log-density of the action returned (clipped, as the learner
-        evaluates it) under this policy: what V-trace's importance weights divide by."""
-        mu, std = self.mean_std(obs)
-        action = mu + std * self._rng.standard_normal(mu.shape)
-        action = np.clip(action, self._spec.action_low, self._spec.action_high).astype(np.float32)
-        return action, gaussian_log_prob(action, mu, std)
+        actions, log_probs = self.sample_batch(obs.reshape(1, -1))
+        return actions[0], float(log_probs[0])
 
     def act_deterministic(self, obs: np.ndarray) -> np.ndarray:
         mu, _ = self.mean_std(obs)

@@ -1,4 +1,5 @@
-"""Rollouts (up to t_max transitions of one episode) and their padding into fixed-shape batches.
+"""Rollouts (up to t_max transitions of one episode): their padding into fixed-shape batches
+and the collector that steps a worker's environments.
 
 numpy only: data-mode workers build rollouts without TensorFlow.
 """
@@ -6,6 +7,7 @@ numpy only: data-mode workers build rollouts without TensorFlow.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -63,3 +65,109 @@ def pad(rollouts: Sequence[Rollout], t_max: int) -> Batch:
     next_states = np.stack([r.next_state for r in rollouts]).astype(np.float32)
     bootstrap = np.array([0.0 if r.terminated else 1.0 for r in rollouts], np.float32)
     return Batch(states, actions, rewards, mask, next_states, bootstrap, log_probs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Piece:
+    """One environment's rollout of one window, and where its episode stands after it."""
+
+    env: int  # index of the environment in its Collector
+    lease_id: int
+    rollout: Rollout
+    episode_end: bool  # the rollout's last step ended the episode (terminated or truncated)
+    episode_return: float  # raw return of the episode so far (the whole one at its end)
+    episode_length: int
+
+
+def env_seeds(seed: int | None, num_envs: int) -> list[int | None]:
+    """Distinct, reproducible first-reset seeds of a worker's environments: environment 0
+    takes the worker's seed itself (so one environment steps as a single env always did),
+    environment k > 0 one drawn from (seed, k)."""
+    if seed is None:
+        return [None] * num_envs
+    return [seed] + [
+        int(np.random.SeedSequence([seed, k]).generate_state(1)[0]) for k in range(1, num_envs)
+    ]
+
+
+class Collector:
+    """Steps M environments with one batched policy forward per step; each window yields
+    one rollout per environment that trains an episode: up to t_max steps, cut at the
+    episode's end (terminated or truncated), so no rollout crosses an episode boundary.
+
+    Each environment trains the episode of its own lease (start); one without a lease
+    waits, and one whose episode ended waits for the rest of the window. Only the first
+    reset of each environment is seeded (env_seeds); later resets continue its stream.
+    `policy` has sample_batch(obs [R, obs_dim]) -> (actions [R, A], log-probs [R]).
+    """
+
+    def __init__(self, envs: Sequence, policy, t_max: int, seeds: Sequence[int | None]):
+        self.envs, self.policy, self.t_max = list(envs), policy, t_max
+        m = len(self.envs)
+        self._seeds = list(seeds)
+        self._obs: list[np.ndarray | None] = [None] * m
+        self._lease: list[int | None] = [None] * m
+        self._ret, self._len = [0.0] * m, [0] * m
+        self.env_seconds = self.inference_seconds = 0.0  # accumulated; callers read and reset
+
+    @property
+    def idle(self) -> list[int]:
+        """Environments without an episode to train."""
+        return [k for k, lease in enumerate(self._lease) if lease is None]
+
+    @property
+    def leases(self) -> list[int]:
+        """Leases of the episodes being trained."""
+        return [lease for lease in self._lease if lease is not None]
+
+    def start(self, k: int, lease_id: int) -> None:
+        """Resets environment k for the episode of lease_id."""
+        obs, _ = self.envs[k].reset(seed=self._seeds[k])
+        self._seeds[k] = None
+        self._obs[k] = np.asarray(obs, np.float32).reshape(-1)
+        self._lease[k], self._ret[k], self._len[k] = lease_id, 0.0, 0
+
+    def drop(self, lease_ids) -> None:
+        """Abandons the episodes of these leases (lost to the server, or stopping)."""
+        lost = set(lease_ids)
+        for k, lease in enumerate(self._lease):
+            if lease in lost:
+                self._lease[k] = None
+
+    def collect(self) -> list[Piece]:
+        """Steps every environment with an episode up to t_max times; one Piece each."""
+        running = [k for k, lease in enumerate(self._lease) if lease is not None]
+        steps: dict[int, list] = {k: [] for k in running}  # k -> [(obs, action, reward, logp)]
+        terminated: dict[int, bool] = {}
+        for _ in range(self.t_max):
+            if not running:
+                break
+            t0 = time.perf_counter()
+            actions, log_probs = self.policy.sample_batch(np.stack([self._obs[k] for k in running]))
+            t1 = time.perf_counter()
+            still = []
+            for i, k in enumerate(running):
+                obs, reward, term, trunc, _ = self.envs[k].step(actions[i])
+                steps[k].append((self._obs[k], actions[i], float(reward), log_probs[i]))
+                self._obs[k] = np.asarray(obs, np.float32).reshape(-1)
+                self._ret[k] += float(reward)
+                self._len[k] += 1
+                if term or trunc:
+                    terminated[k] = bool(term)
+                else:
+                    still.append(k)
+            self.inference_seconds += t1 - t0
+            self.env_seconds += time.perf_counter() - t1
+            running = still
+        pieces = []
+        for k, taken in steps.items():
+            states, acts, rewards, logps = zip(*taken)
+            end = k in terminated
+            rollout = Rollout(
+                np.stack(states), np.stack(acts), np.asarray(rewards, np.float32),
+                self._obs[k], terminated.get(k, False), np.asarray(logps, np.float32),
+            )  # fmt: skip
+            pieces.append(Piece(k, self._lease[k], rollout, end, self._ret[k], self._len[k]))
+            if end:
+                self._lease[k] = None
+        return pieces

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from a3c.tfimport import import_tensorflow
 from lab import scrape
 from lab.bench_report import learning_row, write_outputs
 from lab.echo import echo
@@ -62,36 +64,35 @@ def rate_loop(fn, seconds: float) -> float:
     return n / (time.perf_counter() - start)
 
 
-def record(env, policy, t_max: int, count: int) -> list:
-    """count full rollouts of t_max steps, stepped with policy."""
-    from a3c.rollout import Rollout
+def stepper(collector):
+    """A function stepping collector one window (every environment leased anew when its
+    episode ends, as a worker would); it returns the window's pieces."""
+    leases = iter(range(1, 1 << 62))
 
-    rollouts, obs = [], env.reset(seed=2)[0]
+    def step():
+        for k in collector.idle:
+            collector.start(k, next(leases))
+        return collector.collect()
+
+    return step
+
+
+def record(collector, count: int) -> list:
+    """count rollouts stepped by collector (one environment: each of t_max steps)."""
+    step, rollouts = stepper(collector), []
     while len(rollouts) < count:
-        states, actions, rewards, log_probs = [], [], [], []
-        for _ in range(t_max):
-            action, log_prob = policy.sample_with_log_prob(obs)
-            nxt, reward, term, trunc, _ = env.step(action)
-            states.append(obs)
-            actions.append(action)
-            rewards.append(reward)
-            log_probs.append(log_prob)
-            obs = env.reset()[0] if term or trunc else nxt
-        rollouts.append(
-            Rollout(np.stack(states).astype(np.float32), np.stack(actions),
-                    np.asarray(rewards, np.float32), np.asarray(nxt, np.float32), False,
-                    np.asarray(log_probs, np.float32))
-        )  # fmt: skip
-    return rollouts
+        rollouts += [p.rollout for p in step()]
+    return rollouts[:count]
 
 
 def limits(seconds: float, recorded_path: Path) -> dict:
     """Section 1, in this process: env, worker inner loop, the learner alone. Also records
     the rollouts and gradients the capacity test replays."""
+    import_tensorflow()
     from a3c.algo import Trainer
     from a3c.config import preset_config
     from a3c.model import NumpyPolicy, build_actor, build_critic, env_spec, make_env, weight_shapes
-    from a3c.rollout import pad
+    from a3c.rollout import Collector, env_seeds, pad
 
     cfg = preset_config("seed")
     env = make_env(cfg.env_id)
@@ -102,14 +103,12 @@ def limits(seconds: float, recorded_path: Path) -> dict:
     trainer = Trainer(build_actor(spec, cfg), build_critic(spec, cfg), spec, cfg)
     policy = NumpyPolicy(spec, cfg, np.random.default_rng(0))
     policy.set_weights(trainer.actor.get_weights())
-    obs = [env.reset(seed=1)[0]]
-
-    def inner():
-        o, _, term, trunc, _ = env.step(policy.sample(obs[0]))
-        obs[0] = env.reset()[0] if term or trunc else o
-
-    out["worker_loop_steps_s"] = rate_loop(inner, seconds)
-    rollouts = record(env, policy, cfg.t_max, 64)
+    out["worker_loop"] = {}  # M environments stepped as a worker steps them: env steps/s
+    for m in (1, 16):
+        envs = [make_env(cfg.env_id) for _ in range(m)]
+        window = stepper(Collector(envs, policy, cfg.t_max, env_seeds(1, m)))
+        out["worker_loop"][m] = rate_loop(window, seconds) * m * cfg.t_max
+    rollouts = record(Collector([env], policy, cfg.t_max, [2]), 64)
     learner = {}
     for steps in (4, 16, 32, 64, 128):  # B = 1, 4, 8, 16, 32 rollouts of t_max = 4
         batch = pad([rollouts[i % len(rollouts)] for i in range(steps // cfg.t_max)], cfg.t_max)
@@ -132,6 +131,16 @@ def limits(seconds: float, recorded_path: Path) -> dict:
         shapes=np.array(json.dumps(weight_shapes(spec, cfg))),
     )
     return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 class Server:
@@ -167,6 +176,7 @@ class Server:
     def window(self, seconds: float, mode: str, watch: list[int]) -> dict:
         """Throughput, utilisation, latency and lag over `seconds`, and peak RSS (MB) of the
         server and of the processes in watch."""
+        cpu_before = [cpu_seconds(p) for p in (self.proc.pid, *watch)]
         before, start = self.samples(), time.monotonic()
         peak = {"server": 0.0, "other": 0.0}
         while time.monotonic() - start < seconds:
@@ -174,11 +184,20 @@ class Server:
             peak["other"] = max([peak["other"], *(rss_mb(p) for p in watch)])
             time.sleep(0.25)
         after, elapsed = self.samples(), time.monotonic() - start
+        cpu = [cpu_seconds(p) - c for p, c in zip((self.proc.pid, *watch), cpu_before)]
         d = scrape.delta(after, before)
         method = "PushSamples" if mode == "data" else "PushGradients"
         q = scrape.quantile
+        steps = scrape.value(d, "a3c_server_env_steps_total")
+        wire = scrape.value(d, "a3c_server_rpc_received_bytes_total", method=method)
+        wire += scrape.value(d, "a3c_server_rpc_sent_bytes_total", method=method)
         return {
-            "env_steps_s": scrape.value(d, "a3c_server_env_steps_total") / elapsed,
+            "env_steps_s": steps / elapsed,
+            # CPU seconds per second (1.0 = one core busy), and per trained env step.
+            "server_cpu": cpu[0] / elapsed,
+            "workers_cpu": sum(cpu[1:]) / elapsed,
+            "server_cpu_us_per_step": 1e6 * cpu[0] / max(steps, 1),
+            "wire_bytes_per_step": wire / max(steps, 1),
             "updates_s": scrape.value(d, "a3c_server_updates_total", mode=mode) / elapsed,
             "utilisation": scrape.value(d, "a3c_server_learner_busy_seconds_total") / elapsed,
             "push_p50_ms": 1e3 * q(d, "a3c_server_rpc_duration_seconds", 0.5, method=method),
@@ -239,6 +258,52 @@ def end_to_end(
     finally:
         server.stop()
     return results
+
+
+def vectorized(out: Path, mode: str, counts: list[int], envs: list[int], seconds: float) -> dict:
+    """Vectorized workers: N workers of M environments each, one server per mode, measured
+    after warm-up. Keys "NxM"."""
+    server = Server(out / f"vec-{mode}")
+    results = {}
+    try:
+        for m in envs:
+            for n in counts:
+                launcher = subprocess.Popen(
+                    [sys.executable, "-m", "worker.launcher", "-n", str(n), "--server",
+                     server.address, "--mode", mode, "--seed", str(n), "--num-envs", str(m)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                key = f"{n}x{m}"
+                try:  # every worker imported, traced and pushing
+                    server.wait_steps(max(200 * n, 16 * n * m))
+                    results[key] = server.window(seconds, mode, children(launcher.pid))
+                finally:
+                    stop([launcher])
+                rate = results[key]["env_steps_s"]
+                print(f"  vectorized {mode} N={n} M={m}: {rate:.0f} env steps/s", flush=True)
+    finally:
+        server.stop()
+    return results
+
+
+PEER_PYTHON = Path(__file__).resolve().parents[1] / ".venv-peers" / "bin" / "python"
+
+
+def peer(out: Path, steps: int) -> dict | None:
+    """The SB3 A2C peer (RL Zoo Pendulum-v1 settings) for `steps` env steps, in its own
+    virtual environment (make bench-peers); None when it is not installed."""
+    if not PEER_PYTHON.exists():
+        print("  peer not installed (make bench-peers); going on without it", flush=True)
+        return None
+    path = out / "peer-sb3-a2c.json"
+    script = Path(__file__).with_name("peer_sb3.py")
+    subprocess.run(
+        [str(PEER_PYTHON), str(script), "--seed", "0", "--steps", str(steps), "--out", str(path)],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    result = json.loads(path.read_text())
+    print(f"  peer SB3 A2C: {result['env_steps_per_s']:.0f} env steps/s", flush=True)
+    return result
 
 
 def capacity(out: Path, mode: str, clients: list[int], batch: int, seconds: float,
@@ -310,6 +375,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--in-flight", type=int, nargs="+", default=[1, 2], help="workers' --max-in-flight"
     )
+    parser.add_argument("--vec-workers", type=int, nargs="+", default=[1, 2, 4],
+                        help="vectorized workers: N")  # fmt: skip
+    parser.add_argument("--vec-envs", type=int, nargs="+", default=[1, 4, 16, 64],
+                        help="vectorized workers: environments per worker M")  # fmt: skip
+    parser.add_argument("--peer-steps", type=int, default=200_000,
+                        help="env steps of the SB3 A2C peer's run (0: skip)")  # fmt: skip
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--batch-clients", type=int, default=16, help="K for the batching test")
@@ -327,6 +398,12 @@ def main(argv: list[str] | None = None) -> int:
     results["e2e"] = {
         m: end_to_end(args.out, m, args.workers, args.in_flight, args.seconds) for m in args.modes
     }
+    print("vectorized workers", flush=True)
+    results["vectorized"] = {
+        m: vectorized(args.out, m, args.vec_workers, args.vec_envs, args.seconds)
+        for m in args.modes
+    }
+    results["peer"] = peer(args.out, args.peer_steps) if args.peer_steps else None
     results["capacity"] = {}
     for mode in args.modes:
         per_batch = {}

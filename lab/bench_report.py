@@ -54,8 +54,10 @@ def tables(r: dict) -> str:
         "## 1. Limits on this machine (one process, no RPC)", "",
         row("what", "per second"), row("---", "---"),
         row("env steps (one Pendulum env)", fmt(lim["env_steps_s"])),
-        row("worker inner loop (env step + numpy policy)", fmt(lim["worker_loop_steps_s"])),
     ]  # fmt: skip
+    for m, steps_s in lim["worker_loop"].items():
+        what = f"worker inner loop, {m} env{'s' if int(m) > 1 else ''} (env steps + numpy policy)"
+        lines.append(row(what, fmt(steps_s)))
     for steps, v in lim["learner"].items():
         what = f"{fmt(v['data_updates_s'])} updates ({fmt(v['data_steps_s'])} env steps)"
         lines.append(row(f"learner, data mode, {steps} steps per update", what))
@@ -84,6 +86,7 @@ def tables(r: dict) -> str:
                 pair(v["lag_p50"], v["lag_p99"]),
                 fmt(v["env_steps_s"] / limit, 2), fmt(v["worker_rss_mb"]),
             ))  # fmt: skip
+    lines += vectorized_table(r)
     lines += ["", "## 3-4. Server capacity: K synthetic clients replaying recorded pushes, "
               "learner batch B", "",
               row("mode", "B", "K", "env steps/s", "updates/s", "learner busy",
@@ -116,13 +119,65 @@ def tables(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def vectorized_table(r: dict) -> list[str]:
+    """The vectorized-workers section: N x M, both modes, beside the SB3 A2C peer."""
+    if not r.get("vectorized"):
+        return []
+    peer = r.get("peer")
+    peer_rate = peer["env_steps_per_s"] if peer else None
+    lines = ["", "## 2b. Vectorized workers: N workers x M environments each", "",
+             row("mode", "N x M", "env steps/s", "x SB3 A2C peer", "learner busy",
+                 "push p50 / p99 ms", "policy lag p50 / p99", "wire bytes per env step",
+                 "server CPU (cores)", "workers CPU (cores)", "server CPU us per env step",
+                 "worker RSS MB"),
+             row(*["---"] * 12)]  # fmt: skip
+    for mode, rows in r["vectorized"].items():
+        for key, v in rows.items():
+            lines.append(row(
+                mode, key, fmt(v["env_steps_s"]),
+                fmt(v["env_steps_s"] / peer_rate, 2) if peer_rate else "-",
+                fmt(v["utilisation"], 2), pair(v["push_p50_ms"], v["push_p99_ms"]),
+                pair(v["lag_p50"], v["lag_p99"]), fmt(v["wire_bytes_per_step"]),
+                fmt(v["server_cpu"], 2), fmt(v["workers_cpu"], 2),
+                fmt(v["server_cpu_us_per_step"], 1), fmt(v["worker_rss_mb"]),
+            ))  # fmt: skip
+    if peer:
+        s = peer["settings"]
+        lines.append(row(
+            "SB3 A2C (peer)", f"1 x {s.get('n_envs', 8)}", fmt(peer_rate), "1.00",
+            *["-"] * 8,
+        ))  # fmt: skip
+        lines += ["", f"Peer: stable-baselines3 {peer['versions'].get('stable_baselines3', '?')} "
+                  f"A2C, RL Zoo Pendulum-v1 settings, torch CPU with 1 thread, one process; "
+                  f"{peer['env_steps']:,} env steps over its learn() call."]  # fmt: skip
+    else:
+        lines += ["", "Peer not installed (make bench-peers): no ratio."]
+    return lines
+
+
 def plot(r: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, (left, middle, right) = plt.subplots(1, 3, figsize=(18, 4.5))
+    for mode, rows in (r.get("vectorized") or {}).items():
+        by_n: dict[int, list] = {}
+        for key, v in rows.items():
+            n, m = (int(x) for x in key.split("x"))
+            by_n.setdefault(n, []).append((m, v["env_steps_s"]))
+        for n, points in sorted(by_n.items()):
+            ms, rates = zip(*sorted(points))
+            middle.plot(ms, rates, "o-", label=f"{mode} mode, N={n}")
+    if r.get("peer"):
+        middle.axhline(r["peer"]["env_steps_per_s"], ls="--", c="k", label="SB3 A2C peer")
+    middle.set_xscale("log", base=2)
+    middle.set_xlabel("environments per worker M")
+    middle.set_ylabel("trained env steps/s")
+    middle.set_title("Vectorized workers")
+    middle.grid(alpha=0.3)
+    middle.legend(fontsize=8)
     for mode, rows in r["e2e"].items():
         for k in sorted({key.split("/")[1] if "/" in key else "1" for key in rows}):
             keys = [key for key in rows if (key.split("/")[1] if "/" in key else "1") == k]

@@ -24,7 +24,7 @@ import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from a3c import codec
-from a3c.algo import split_flat
+from a3c.model import split_flat
 from a3c.rollout import Rollout
 from a3c.v1 import a3c_pb2 as pb
 from a3c.v1 import a3c_pb2_grpc as pb_grpc

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from a3c.tfimport import import_tensorflow
 from lab.runs import RunError, train_config
 
 FRAME_STRIDE = 2
@@ -82,7 +83,7 @@ def load_actor_weights(run_dir: Path, spec, cfg) -> list[np.ndarray]:
 
     if not h5py.is_hdf5(path):
         raise RunError(f"{path} cannot be read as Keras weights: it is not an HDF5 file")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_tensorflow()
     from a3c.model import build_actor
 
     actor = build_actor(spec, cfg)

@@ -1,11 +1,12 @@
 """a3c-sweep: screens hyperparameter settings fast, in one process, before `make compare`.
 
-Each setting trains data-mode A3C over several seeds without gRPC: N environments take
-turns (round robin), each steps t_max steps with the weights it got after its own last
-push, then its rollout makes one update, as N data-mode workers with one push in flight
-would (policy lag N - 1). One TensorFlow thread per process: run two sweeps side by side
-on a 2-core machine. It approximates a real run's learning per episode, not its timing:
-confirm a finding with `make compare`.
+Each setting trains data-mode A3C over several seeds without gRPC: N simulated workers of
+M environments each (--num-envs) take turns (round robin), each steps its environments
+t_max steps with the weights it got after its own last push, then its rollouts make one
+update, as N data-mode workers with one push in flight would (policy lag N - 1). One
+TensorFlow thread per process: run two sweeps side by side on a 2-core machine. It
+approximates a real run's learning per episode, not its timing: confirm a finding with
+`make compare`.
 
     a3c-sweep --seeds 0 1 2 --set actor_lr=3e-4 --set std_mode=param --name mine
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import defaultdict
@@ -25,68 +25,52 @@ from pathlib import Path
 
 import numpy as np
 
+from a3c.tfimport import import_tensorflow
 from lab.runs import WINDOW, first_reach, moving_average
 
 
-def train(values: dict, seed: int, episodes: int, workers: int) -> np.ndarray:
-    """The returns of one synchronous run of `episodes` episodes."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def train(values: dict, seed: int, episodes: int, workers: int, num_envs: int = 1) -> np.ndarray:
+    """The returns of one synchronous run of `episodes` episodes: `workers` simulated
+    workers of `num_envs` environments each (a3c.rollout.Collector, as a real worker steps
+    them) take turns, each making one update from its window's rollouts."""
+    import_tensorflow()
     import keras
 
-    from a3c.algo import Trainer, configure_threads, split_flat
+    from a3c import model
+    from a3c.algo import Trainer, configure_threads
     from a3c.config import TrainConfig, apply_preset, from_mapping
-    from a3c.model import NumpyPolicy, build_actor, build_critic, env_spec, make_env, weight_shapes
-    from a3c.rollout import Rollout, pad
+    from a3c.rollout import Collector, env_seeds, pad
 
     configure_threads(1)
     cfg = from_mapping(
         TrainConfig, apply_preset({**values, "seed": seed, "max_episodes": episodes})
     )
     keras.utils.set_random_seed(seed)
-    spec = env_spec(make_env(cfg.env_id))
-    trainer = Trainer(build_actor(spec, cfg), build_critic(spec, cfg), spec, cfg)
-    shapes = weight_shapes(spec, cfg)[0]
-    n_actor = trainer.n_actor
-    flat = trainer.flat_weights()
-    envs, policies, obs, running = [], [], [], []
+    spec = model.env_spec(model.make_env(cfg.env_id))
+    trainer = Trainer(model.build_actor(spec, cfg), model.build_critic(spec, cfg), spec, cfg)
+    actor_shapes = model.weight_shapes(spec, cfg)[0]
+    collectors = []
     for i in range(workers):
-        env = make_env(cfg.env_id)
-        obs.append(env.reset(seed=seed * 100 + i)[0])
-        policy = NumpyPolicy(spec, cfg, np.random.default_rng(seed * 100 + i))
-        policy.set_weights(split_flat(flat[:n_actor], shapes))
-        envs.append(env)
-        policies.append(policy)
-        running.append(0.0)
+        policy = model.NumpyPolicy(spec, cfg, np.random.default_rng(seed * 100 + i))
+        policy.set_weights(model.split_flat(trainer.flat_weights(), actor_shapes))
+        envs = [model.make_env(cfg.env_id) for _ in range(num_envs)]
+        collectors.append(Collector(envs, policy, cfg.t_max, env_seeds(seed * 100 + i, num_envs)))
     returns: list[float] = []
+    leased = 0  # episodes started: as the server's budget, never more than `episodes`
     while len(returns) < episodes:
-        for i in range(workers):
-            if len(returns) >= episodes:
-                break
-            states, actions, rewards, log_probs = [], [], [], []
-            end = terminated = False
-            for _ in range(cfg.t_max):
-                action, log_prob = policies[i].sample_with_log_prob(obs[i])
-                nxt, reward, terminated, truncated, _ = envs[i].step(action)
-                states.append(obs[i])
-                actions.append(action)
-                rewards.append(reward)
-                log_probs.append(log_prob)
-                running[i] += float(reward)
-                obs[i] = nxt
-                if terminated or truncated:
-                    end = True
-                    break
-            rollout = Rollout(np.array(states, np.float32), np.array(actions, np.float32),
-                              np.array(rewards, np.float32), np.asarray(obs[i], np.float32),
-                              bool(terminated), np.array(log_probs, np.float32))  # fmt: skip
+        for c in collectors:
+            for k in c.idle:
+                if leased < episodes:
+                    leased += 1
+                    c.start(k, leased)
+            if not c.leases:
+                continue
+            pieces = c.collect()
             trainer.set_progress(len(returns))
-            flat = trainer.data_step(pad([rollout], cfg.t_max))
-            policies[i].set_weights(split_flat(flat[:n_actor], shapes))
-            if end:
-                returns.append(running[i])
-                running[i] = 0.0
-                obs[i] = envs[i].reset()[0]
-    return np.array(returns)
+            flat = trainer.data_step(pad([p.rollout for p in pieces], cfg.t_max))
+            c.policy.set_weights(model.split_flat(flat, actor_shapes))
+            returns += [p.episode_return for p in pieces if p.episode_end]
+    return np.array(returns[:episodes])
 
 
 def summary(returns: np.ndarray) -> dict:
@@ -130,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--episodes", type=int, default=500)
     parser.add_argument("-n", "--workers", type=int, default=2)
+    parser.add_argument("--num-envs", type=int, default=1, help="environments per worker")
     parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
     args = parser.parse_args(argv)
     values = {}
@@ -148,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     log = args.out / "sweep.jsonl"
     for seed in args.seeds:
         start = time.monotonic()
-        returns = train(values, seed, args.episodes, args.workers)
+        returns = train(values, seed, args.episodes, args.workers, args.num_envs)
         line = {"name": args.name, "seed": seed, "set": values, "episodes": args.episodes,
+                "workers": args.workers, "num_envs": args.num_envs,
                 "seconds": round(time.monotonic() - start, 1), **summary(returns)}  # fmt: skip
         np.save(args.out / f"{args.name}-s{seed}.npy", returns)
         with open(log, "a") as f:

@@ -7,6 +7,7 @@ Flags not listed here go to the server (see a3c-server --help): --max-episodes, 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import subprocess
 import sys
@@ -25,6 +26,17 @@ def wait_for_port(path: Path, server: subprocess.Popen, timeout: float = 120.0) 
     return None
 
 
+def record_workers(run_dir: Path, args: argparse.Namespace) -> None:
+    """Adds the workers' settings to the server's config.json (a "workers" section)."""
+    path = run_dir / "config.json"
+    config = json.loads(path.read_text())
+    config["workers"] = {
+        "count": args.workers, "mode": args.mode, "num_envs": args.num_envs,
+        "max_in_flight": args.max_in_flight,
+    }  # fmt: skip
+    path.write_text(json.dumps(config, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--workers", type=int, default=2, help="number of worker processes")
@@ -39,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="pushes a worker may have unanswered while it steps on (1: the seed's way)",
+    )
+    parser.add_argument(
+        "--num-envs",
+        type=int,
+        default=1,
+        help="environments each worker steps, with one push for all of them per t_max steps",
     )
     parser.add_argument(
         "--worker-metrics-port",
@@ -60,11 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     if port is None:
         server.terminate()
         return server.wait() or 1
+    record_workers(run_dir, args)
     workers = subprocess.Popen(
         [sys.executable, "-m", "worker.launcher", "-n", str(args.workers),
          "--server", f"127.0.0.1:{port}", "--mode", args.mode, "--seed", str(args.seed),
          "--connect-timeout", "30", "--metrics-port", str(args.worker_metrics_port),
-         "--max-in-flight", str(args.max_in_flight)]
+         "--max-in-flight", str(args.max_in_flight), "--num-envs", str(args.num_envs)]
     )  # fmt: skip
 
     def forward_sigterm(*_):

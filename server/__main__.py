@@ -19,6 +19,7 @@ from prometheus_client import start_http_server
 from a3c import config
 from a3c.config import ServerConfig, TrainConfig
 from a3c.model import EnvSpec, EnvSpecError, env_spec, make_env
+from a3c.tfimport import import_tensorflow
 from a3c.v1 import a3c_pb2, a3c_pb2_grpc
 from server.metrics import MetricsInterceptor, ServerMetrics
 from server.security import TokenInterceptor, server_credentials, server_token
@@ -53,7 +54,7 @@ class Progress(threading.Thread):
             f"env steps {self._runlog.env_steps} ({rate:.0f}/s) | "
             f"mean return (last 20) {'-' if mean is None else f'{mean:.1f}'} | "
             f"version {self._learner.version} | queue {self._learner.queue_depth()} | "
-            f"workers {self._registry.active(60.0)}"
+            f"workers {self._registry.active(60.0)} ({self._registry.active(60.0, envs=True)} envs)"
         )
 
     def run(self) -> None:
@@ -137,8 +138,6 @@ def check(tcfg: TrainConfig, scfg: ServerConfig) -> EnvSpec:
     spec = env_spec(make_env(tcfg.env_id), tcfg.env_id)
     server_credentials(scfg)  # unreadable certificate or token files fail here
     server_token(scfg)
-    if scfg.learner_batch < 1 or scfg.learner_reduce not in ("sum", "mean"):
-        raise ValueError("--learner-batch must be >= 1 and --learner-reduce sum or mean")
     return spec
 
 
@@ -188,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     # TensorFlow loads only now: a bad flag, env id or port fails in a blink, and probes
     # see NOT_SERVING while it loads.
+    import_tensorflow()
     from a3c.algo import configure_threads
     from server.app import App
     from server.checkpoints import CheckpointError
@@ -219,10 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     set_health(health_servicer, False)
     server.stop(grace=3.0).wait()
     app.close()
+    seconds = app.runlog.seconds
     log.info(
-        "role=server stopped: %d/%d episodes trained, %d env steps, version %d, %.1fs",
-        app.budget.completed, tcfg.max_episodes, app.runlog.env_steps, app.learner.version,
-        app.runlog.seconds,
+        "role=server stopped: %d/%d episodes trained, %d env steps in %.1fs (%.0f env steps/s),"
+        " version %d",
+        app.budget.completed, tcfg.max_episodes, app.runlog.env_steps, seconds,
+        app.runlog.env_steps / seconds if seconds > 0 else 0.0, app.learner.version,
     )  # fmt: skip
     return 0
 

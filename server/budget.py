@@ -1,8 +1,9 @@
 """The episode budget: exactly max_episodes episodes are trained, never one more.
 
-A worker must hold a lease to train an episode. At most max_episodes - completed leases
-are out at once; a lease whose worker has been silent for lease_timeout seconds is given
-to the next worker that asks, and pushes under the old lease are refused from then on.
+A worker must hold a lease to train an episode, one per environment it steps. At most
+max_episodes - completed leases are out at once; a lease whose worker has been silent for
+lease_timeout seconds is given to the next worker that asks, and pushes under the old
+lease are refused from then on.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import enum
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 log = logging.getLogger("server.budget")
 
@@ -48,7 +49,7 @@ class Budget:
         self._completed = completed
         self._leases: dict[int, _Lease] = {}
         self._next_id = 1
-        self.reissued = 0
+        self.on_reissue: Callable[[], None] = lambda: None
 
     @property
     def completed(self) -> int:
@@ -58,22 +59,29 @@ class Budget:
     def done(self) -> bool:
         return self._completed >= self.max_episodes
 
-    def request(self, worker_id: str, wait: float = 0.0) -> tuple[Grant, int]:
-        """A new lease for worker_id (dropping any it held), waiting up to `wait` seconds."""
+    def request(
+        self, worker_id: str, wait: float = 0.0, count: int = 1, held: Collection[int] = ()
+    ) -> tuple[Grant, list[int]]:
+        """Up to count new leases for worker_id, waiting up to `wait` seconds for the first.
+        The worker's leases not in `held` end first (its environments left them)."""
         deadline = self._clock() + wait
         with self._cond:
-            self._drop(worker_id)
+            self._drop(worker_id, keep=held)
             while True:
                 if self.done:
-                    return Grant.DONE, 0
-                if self._completed + len(self._leases) < self.max_episodes or self._reclaim():
-                    lease_id = self._next_id
+                    return Grant.DONE, []
+                granted: list[int] = []
+                while len(granted) < count and (
+                    self._completed + len(self._leases) < self.max_episodes or self._reclaim()
+                ):
+                    granted.append(self._next_id)
+                    self._leases[self._next_id] = _Lease(worker_id, self._clock())
                     self._next_id += 1
-                    self._leases[lease_id] = _Lease(worker_id, self._clock())
-                    return Grant.GRANTED, lease_id
+                if granted:
+                    return Grant.GRANTED, granted
                 remaining = deadline - self._clock()
                 if remaining <= 0:
-                    return Grant.WAIT, 0
+                    return Grant.WAIT, []
                 # Wake at least every half second: a lease may expire meanwhile.
                 self._cond.wait(min(remaining, 0.5))
 
@@ -82,13 +90,17 @@ class Budget:
         for lease_id, lease in self._leases.items():
             if now - lease.last_seen > self.lease_timeout:
                 del self._leases[lease_id]
-                self.reissued += 1
+                self.on_reissue()
                 log.info(
                     "role=server lease %d of %s given out again after %.1fs without a push",
                     lease_id, lease.worker_id, now - lease.last_seen,
                 )  # fmt: skip
                 return True
         return False
+
+    def granted(self, lease_id: int) -> bool:
+        """Whether lease_id was ever handed out (held now or not)."""
+        return 1 <= lease_id < self._next_id
 
     def renew(self, lease_id: int, worker_id: str) -> bool:
         """True, and the lease refreshed, when worker_id still holds lease_id."""
@@ -114,7 +126,8 @@ class Budget:
             self._drop(worker_id)
             self._cond.notify_all()
 
-    def _drop(self, worker_id: str) -> None:
-        """Forgets worker_id's leases; the caller holds the lock."""
-        for lease_id in [k for k, v in self._leases.items() if v.worker_id == worker_id]:
-            del self._leases[lease_id]
+    def _drop(self, worker_id: str, keep: Collection[int] = ()) -> None:
+        """Forgets worker_id's leases but those in keep; the caller holds the lock."""
+        for lease_id, lease in list(self._leases.items()):
+            if lease.worker_id == worker_id and lease_id not in keep:
+                del self._leases[lease_id]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
 import queue
 import threading
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,30 +21,44 @@ from server.runlog import RunLog
 log = logging.getLogger("server.learner")
 
 
-@dataclasses.dataclass
-class Push:
-    """One decoded, validated push, waiting for the learner."""
+@dataclasses.dataclass(frozen=True)
+class Slot:
+    """One environment's part of a push: its lease, its steps, and its episode's end."""
 
-    worker_id: str
-    worker_name: str
     lease_id: int
-    base_version: int
     steps: int
     episode_end: bool = False
     episode_return: float = 0.0
     episode_length: int = 0
-    batch: Batch | None = None  # data mode
+
+
+class Outcome(NamedTuple):
+    """What became of a push: the weights version after it, and the leases it found lost
+    (then nothing of it was trained; the other slots' steps and episode ends count)."""
+
+    version: int
+    lost: tuple[int, ...] = ()
+
+
+@dataclasses.dataclass
+class Push:
+    """One decoded, validated push, waiting for the learner; `result` resolves to its
+    Outcome once the learner has settled it (or to the learner's error)."""
+
+    mode: str  # data (batch set) or gradient (grads set)
+    worker_id: str
+    worker_name: str
+    base_version: int
+    slots: list[Slot]
+    batch: Batch | None = None  # data mode: one row per slot
     grads: np.ndarray | None = None  # gradient mode: flat, actor's then critic's variables
-    applied: bool = False
-    version: int = 0
-    error: BaseException | None = None
     enqueued: float = 0.0
-    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    outcome: Outcome | None = None  # set by the learner, published through result
+    result: concurrent.futures.Future = dataclasses.field(default_factory=concurrent.futures.Future)
 
     @property
-    def mode(self) -> str:
-        """data or gradient, by payload (read before the push is settled: that drops it)."""
-        return "data" if self.batch is not None else "gradient"
+    def steps(self) -> int:
+        return sum(slot.steps for slot in self.slots)
 
 
 class LearnerStopped(Exception):
@@ -84,8 +100,6 @@ class Learner:
         self._snapshot = (version, trainer.flat_weights())
         self._updates = 0
         self._split_every = split_every
-        if batch < 1 or reduce not in ("sum", "mean"):
-            raise ValueError("learner batch must be >= 1 and reduce sum or mean")
         self._batch, self._reduce = batch, reduce
         self._max_lag = max_policy_lag
         self._stopped = False
@@ -175,23 +189,27 @@ class Learner:
             except Exception as err:  # noqa: BLE001 - reported to the pushing workers
                 log.exception("role=server learner failed on %d pushes", len(pushes))
                 for push in pushes:
-                    push.error = err
+                    push.result.set_exception(err)
+            else:
+                for push in pushes:
+                    push.result.set_result(push.outcome)
             finally:
                 self._set_busy(False)
-                for push in pushes:
-                    push.done.set()
 
     def _apply_all(self, pushes: list[Push]) -> None:
         """One update per mode present: data pushes as one batch of rollouts, gradient
         pushes as one apply of their summed (or averaged) gradients."""
         live = []
         for push in pushes:
-            if not self._budget.renew(push.lease_id, push.worker_id):
+            lost = tuple(
+                s.lease_id for s in push.slots if not self._budget.renew(s.lease_id, push.worker_id)
+            )
+            if lost:
                 self._m.refused.labels("lease_lost").inc()
-                push.version = self.version
+                self._settle(push, self.version, trained=False, lost=lost)
             elif self._max_lag and self.version - push.base_version > self._max_lag:
                 self._m.stale.labels(push.mode).inc()
-                self._settle(push, push.mode, self.version, trained=False)
+                self._settle(push, self.version, trained=False)
             else:
                 live.append(push)
         self._trainer.set_progress(self._budget.completed)
@@ -229,27 +247,32 @@ class Learner:
         self._m.batch.labels(mode).observe(len(pushes))
         self._m.version.set(version)
         for push in pushes:
-            self._settle(push, mode, version)
+            self._settle(push, version)
 
-    def _settle(self, push: Push, mode: str, version: int, trained: bool = True) -> None:
-        """Acknowledges a push: trained on (applied to make `version`), or dropped as too
-        stale; either way its steps and its episode end count."""
-        push.applied, push.version = True, version
+    def _settle(
+        self, push: Push, version: int, trained: bool = True, lost: tuple[int, ...] = ()
+    ) -> None:
+        """Acknowledges a push: trained on (applied to make `version`), or not (too stale,
+        or a lease lost); either way the steps and episode ends of its live slots count."""
+        push.outcome = Outcome(version, lost)
         push.batch = push.grads = None  # a resent push needs the reply, not the payload
         if trained:
-            self._m.pushes_applied.labels(mode).inc()
-            self._m.policy_lag.labels(mode).observe(version - 1 - push.base_version)
-        self._m.env_steps.inc(push.steps)
-        self._runlog.add_steps(push.steps)
-        if push.episode_end:
-            episode = self._budget.complete(push.lease_id)
-            self._runlog.episode(
-                episode, push.worker_name, push.episode_return, push.episode_length, version
-            )
-            self._m.episodes.inc()
-            self._m.episode_return.observe(push.episode_return)
-            self._m.return_mean.set(self._runlog.recent_mean())
-            self._on_episode(episode)
+            self._m.pushes_applied.labels(push.mode).inc()
+            self._m.policy_lag.labels(push.mode).observe(version - 1 - push.base_version)
+        for slot in push.slots:
+            if slot.lease_id in lost:
+                continue
+            self._m.env_steps.inc(slot.steps)
+            self._runlog.add_steps(slot.steps)
+            if slot.episode_end:
+                episode = self._budget.complete(slot.lease_id)
+                self._runlog.episode(
+                    episode, push.worker_name, slot.episode_return, slot.episode_length, version
+                )
+                self._m.episodes.inc()
+                self._m.episode_return.observe(slot.episode_return)
+                self._m.return_mean.set(self._runlog.recent_mean())
+                self._on_episode(episode)
 
 
 def concat(batches: list[Batch]) -> Batch:

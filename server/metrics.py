@@ -18,7 +18,7 @@ LEARNER_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05,
 LAG_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256)
 REFUSE_REASONS = (
     "invalid_tensor", "bad_steps", "future_version", "bad_episode", "bad_seq",
-    "missing_log_probs", "unknown_worker", "queue_full", "lease_lost",
+    "missing_log_probs", "unknown_worker", "wrong_mode", "bad_lease", "queue_full", "lease_lost",
 )  # fmt: skip
 RETURN_BUCKETS = (-1600, -1400, -1200, -1000, -800, -600, -400, -300, -200, -150, -100, 0)
 

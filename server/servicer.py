@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import math
 import queue
 import threading
 import uuid
@@ -10,14 +12,13 @@ import grpc
 import numpy as np
 
 from a3c import codec
-from a3c.algo import split_flat
 from a3c.config import TrainConfig
-from a3c.model import EnvSpec, weight_shapes
+from a3c.model import EnvSpec, split_flat, weight_shapes
 from a3c.rollout import pad
 from a3c.v1 import a3c_pb2 as pb
 from a3c.v1 import a3c_pb2_grpc as pb_grpc
 from server.budget import Budget, Grant
-from server.learner import Learner, LearnerStopped, Push
+from server.learner import Learner, LearnerStopped, Outcome, Push, Slot
 from server.metrics import ServerMetrics
 from server.workers import RESEND_WINDOW, Registry, WorkerInfo
 
@@ -30,23 +31,27 @@ GRANTS = {
 
 
 class WeightCache:
-    """The newest weights as a WeightSet message, built once per version."""
+    """The newest weights as WeightSet messages, built once per version: the whole set,
+    and the actor alone (what data-mode workers use)."""
 
     def __init__(self, learner: Learner, shapes: tuple[list, list]):
         self._learner = learner
         self._actor_shapes, self._critic_shapes = shapes
-        self._n_actor = sum(int(np.prod(s)) for s in self._actor_shapes)
+        self._n_actor = sum(math.prod(s) for s in self._actor_shapes)
         self._lock = threading.Lock()
-        self._cached: pb.WeightSet | None = None
+        self._version = -1
+        self._full = self._actor = pb.WeightSet()
 
-    def get(self) -> pb.WeightSet:
+    def get(self, actor_only: bool = False) -> pb.WeightSet:
         version, flat = self._learner.snapshot()
         with self._lock:
-            if self._cached is None or self._cached.version != version:
+            if self._version != version:
                 actor = split_flat(flat[: self._n_actor], self._actor_shapes)
                 critic = split_flat(flat[self._n_actor :], self._critic_shapes)
-                self._cached = codec.weights_to_proto(version, actor, critic)
-            return self._cached
+                self._full = codec.weights_to_proto(version, actor, critic)
+                self._actor = pb.WeightSet(version=version, actor=self._full.actor)
+                self._version = version
+            return self._actor if actor_only else self._full
 
 
 class ParameterServer(pb_grpc.ParameterServerServicer):
@@ -77,13 +82,20 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         self._m.refused.labels(reason).inc()
         context.abort(code, message)
 
-    def _worker(self, worker_id: str, context, push: bool = False) -> WorkerInfo:
-        """The registered worker, or NOT_FOUND (counted as a refused push when push)."""
+    def _worker(self, worker_id: str, context, push_mode: str = "") -> WorkerInfo:
+        """The registered worker, or NOT_FOUND; for a push (push_mode set), counted as
+        refused when unknown, and FAILED_PRECONDITION when it connected in the other mode."""
         info = self._registry.get(worker_id)
         if info is None:
-            if push:
+            if push_mode:
                 self._m.refused.labels("unknown_worker").inc()
             context.abort(grpc.StatusCode.NOT_FOUND, f"unknown worker id {worker_id!r}; Connect")
+        if push_mode and info.mode != push_mode:
+            self._refuse(
+                context, grpc.StatusCode.FAILED_PRECONDITION, "wrong_mode",
+                f"worker {worker_id!r} connected in {info.mode} mode; it cannot push "
+                f"{'samples' if push_mode == 'data' else 'gradients'}",
+            )  # fmt: skip
         return info
 
     def Connect(self, request, context):
@@ -91,7 +103,9 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "mode must be GRADIENT or DATA")
         if len(request.worker_id) > 128:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "worker_id longer than 128 characters")
-        info = self._registry.add(request.name, MODES[request.mode], request.worker_id)
+        info = self._registry.add(
+            request.name, MODES[request.mode], request.worker_id, max(1, request.num_envs)
+        )
         return pb.ConnectReply(
             worker_id=info.worker_id,
             config_json=self._cfg.to_json(),
@@ -102,10 +116,18 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
 
     def StartEpisode(self, request, context):
         self._worker(request.worker_id, context)
-        grant, lease_id = self._budget.request(request.worker_id, self._episode_wait)
+        held = list(request.held_lease_ids)
+        grant, leases = self._budget.request(
+            request.worker_id,
+            wait=0.0 if held else self._episode_wait,  # one that trains on must not wait
+            count=max(1, request.count),
+            held=held,
+        )
         if grant is Grant.DONE:
             self._registry.mark_done(request.worker_id)
-        return pb.StartEpisodeReply(status=GRANTS[grant], lease_id=lease_id)
+        return pb.StartEpisodeReply(
+            status=GRANTS[grant], lease_id=leases[0] if leases else 0, lease_ids=leases
+        )
 
     def Leave(self, request, context):
         self._budget.release_worker(request.worker_id)
@@ -115,47 +137,94 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
     def PullWeights(self, request, context):
         if request.known_version and request.known_version == self._learner.version:
             return pb.PullWeightsReply(unchanged=True)
-        return pb.PullWeightsReply(weights=self._weights.get())
+        return pb.PullWeightsReply(weights=self._weights.get(request.actor_only))
 
     def PushSamples(self, request_iterator, context):
+        obs_dim, action_dim, t_max = self._spec.obs_dim, self._spec.action_dim, self._cfg.t_max
         for message in request_iterator:
-            info = self._worker(message.header.worker_id, context, push=True)
+            header = message.header
+            info = self._worker(header.worker_id, context, "data")
             try:
-                rollout = codec.rollout_from_proto(
-                    message.rollout, self._spec.obs_dim, self._spec.action_dim, self._cfg.t_max
-                )
+                if message.HasField("rollouts"):
+                    slots = self._slots(header, 0, context)
+                    batch, has_log_probs = codec.batch_from_proto(
+                        message.rollouts, [s.steps for s in slots], obs_dim, action_dim, t_max
+                    )
+                else:
+                    rollout = codec.rollout_from_proto(message.rollout, obs_dim, action_dim, t_max)
+                    slots = self._slots(header, rollout.steps, context)
+                    batch, has_log_probs = pad([rollout], t_max), rollout.log_probs is not None
             except codec.CodecError as err:
                 self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "invalid_tensor", str(err))
-            if rollout.log_probs is None and self._cfg.off_policy == "vtrace":
+            if not has_log_probs and self._cfg.off_policy == "vtrace":
                 self._refuse(
                     context, grpc.StatusCode.INVALID_ARGUMENT, "missing_log_probs",
                     "rollout.behaviour_log_probs is required: the server trains with V-trace",
                 )  # fmt: skip
-            push = self._push(info, message.header, rollout.steps, context)
-            push.batch = pad([rollout], self._cfg.t_max)
-            yield self._apply(info, push, message.header.seq, context)
+            push = self._push("data", info, header, slots, context)
+            push.batch = batch
+            yield self._apply(info, push, header.seq, context)
 
     def PushGradients(self, request_iterator, context):
         actor_shapes, critic_shapes = self._shapes
         for message in request_iterator:
-            info = self._worker(message.header.worker_id, context, push=True)
+            header = message.header
+            info = self._worker(header.worker_id, context, "gradient")
             try:
                 actor = codec.from_tensors(message.actor_grads, actor_shapes, "actor_grads")
                 critic = codec.from_tensors(message.critic_grads, critic_shapes, "critic_grads")
             except codec.CodecError as err:
                 self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "invalid_tensor", str(err))
-            if not 1 <= message.steps <= self._cfg.t_max:
-                self._refuse(
-                    context,
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    "bad_steps",
-                    f"steps is {message.steps}; expected 1..{self._cfg.t_max} (t_max)",
-                )
-            push = self._push(info, message.header, message.steps, context)
+            slots = self._slots(header, message.steps, context)
+            push = self._push("gradient", info, header, slots, context)
             push.grads = np.concatenate([g.ravel() for g in (*actor, *critic)])
-            yield self._apply(info, push, message.header.seq, context)
+            yield self._apply(info, push, header.seq, context)
 
-    def _push(self, info: WorkerInfo, header, steps: int, context) -> Push:
+    def _slots(self, header, single_steps: int, context) -> list[Slot]:
+        """The push's rows: header.envs, or for a one-rollout push its lease_id and
+        episode fields with single_steps; INVALID_ARGUMENT for any that is wrong."""
+        t_max = self._cfg.t_max
+        if header.envs:
+            if header.lease_id or header.episode_end:
+                self._refuse(
+                    context, grpc.StatusCode.INVALID_ARGUMENT, "bad_episode",
+                    "a batched push sets header.envs, not header.lease_id or episode_*",
+                )  # fmt: skip
+            slots = [
+                Slot(e.lease_id, e.steps, e.episode_end, e.episode_return, e.episode_length)
+                for e in header.envs
+            ]
+        else:
+            slots = [
+                Slot(header.lease_id, single_steps, header.episode_end, header.episode_return,
+                     header.episode_length)
+            ]  # fmt: skip
+        for slot in slots:
+            if not 1 <= slot.steps <= t_max:
+                self._refuse(
+                    context, grpc.StatusCode.INVALID_ARGUMENT, "bad_steps",
+                    f"steps is {slot.steps}; expected 1..{t_max} (t_max)",
+                )  # fmt: skip
+            if slot.episode_end and not (
+                slot.episode_length >= 1 and np.isfinite(slot.episode_return)
+            ):
+                self._refuse(
+                    context, grpc.StatusCode.INVALID_ARGUMENT, "bad_episode",
+                    "episode_end needs a positive episode_length and a finite episode_return",
+                )  # fmt: skip
+            if not self._budget.granted(slot.lease_id):
+                self._refuse(
+                    context, grpc.StatusCode.INVALID_ARGUMENT, "bad_lease",
+                    f"lease {slot.lease_id} was never granted; StartEpisode first",
+                )  # fmt: skip
+        if len({slot.lease_id for slot in slots}) < len(slots):
+            self._refuse(
+                context, grpc.StatusCode.INVALID_ARGUMENT, "bad_lease",
+                "a lease appears in two rows of one push",
+            )  # fmt: skip
+        return slots
+
+    def _push(self, mode: str, info: WorkerInfo, header, slots: list[Slot], context) -> Push:
         if header.base_version > self._learner.version:
             self._refuse(
                 context,
@@ -164,25 +233,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
                 f"base_version {header.base_version} is newer than the server's "
                 f"{self._learner.version}",
             )
-        if header.episode_end and not (
-            header.episode_length >= 1 and np.isfinite(header.episode_return)
-        ):
-            self._refuse(
-                context,
-                grpc.StatusCode.INVALID_ARGUMENT,
-                "bad_episode",
-                "episode_end needs a positive episode_length and a finite episode_return",
-            )
-        return Push(
-            worker_id=info.worker_id,
-            worker_name=info.name,
-            lease_id=header.lease_id,
-            base_version=header.base_version,
-            steps=steps,
-            episode_end=header.episode_end,
-            episode_return=header.episode_return,
-            episode_length=header.episode_length,
-        )
+        return Push(mode, info.worker_id, info.name, header.base_version, slots)
 
     def _apply(self, info: WorkerInfo, push: Push, seq: int, context) -> pb.PushReply:
         if seq < 1:
@@ -200,20 +251,30 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         else:
             try:
                 self._learner.submit(push, self._queue_timeout)
-            except LearnerStopped:
-                push.version = self._learner.version
-                push.done.set()  # not applied: answered with lease_valid false
+            except LearnerStopped:  # not applied: every lease of it is answered as lost
+                lost = tuple(slot.lease_id for slot in push.slots)
+                push.result.set_result(Outcome(self._learner.version, lost))
             except queue.Full:
                 self._registry.forget_seq(info, seq)
                 self._refuse(
                     context, grpc.StatusCode.RESOURCE_EXHAUSTED, "queue_full",
                     "learner queue full; back off",
                 )  # fmt: skip
-        while not push.done.wait(0.5):
-            if not context.is_active():
-                context.abort(grpc.StatusCode.CANCELLED, "call ended before the push was applied")
-        if push.error is not None:
-            context.abort(grpc.StatusCode.INTERNAL, f"learner failed: {push.error}")
+        while True:
+            try:
+                outcome = push.result.result(timeout=0.5)
+                break
+            except concurrent.futures.TimeoutError:
+                if not context.is_active():
+                    context.abort(
+                        grpc.StatusCode.CANCELLED, "call ended before the push was applied"
+                    )
+            except Exception as err:  # noqa: BLE001 - the learner's failure, reported
+                context.abort(grpc.StatusCode.INTERNAL, f"learner failed: {err}")
         return pb.PushReply(
-            seq=seq, version=push.version, lease_valid=push.applied, weights=self._weights.get()
+            seq=seq,
+            version=outcome.version,
+            lease_valid=not outcome.lost,
+            weights=self._weights.get(actor_only=push.mode == "data"),
+            lost_lease_ids=outcome.lost,
         )

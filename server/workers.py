@@ -18,6 +18,7 @@ class WorkerInfo:
     name: str
     mode: str
     last_seen: float
+    num_envs: int = 1
     told_done: bool = False
     last_seq: int = 0
     # The last RESEND_WINDOW pushes by seq (server.learner.Push), to answer resent ones.
@@ -32,17 +33,17 @@ class Registry:
         self._workers: dict[str, WorkerInfo] = {}
         self._ids = itertools.count(1)
 
-    def add(self, name: str, mode: str, worker_id: str = "") -> WorkerInfo:
+    def add(self, name: str, mode: str, worker_id: str = "", num_envs: int = 1) -> WorkerInfo:
         """Registers a worker under its own id, kept across reconnects (what the server
         knows of a known id, such as its last push, is kept), or under a new id."""
         with self._lock:
             known = self._workers.get(worker_id) if worker_id else None
             if known is not None:
-                known.name, known.mode = name or worker_id, mode
+                known.name, known.mode, known.num_envs = name or worker_id, mode, num_envs
                 known.last_seen, known.told_done = time.monotonic(), False
                 return known
             worker_id = worker_id or f"w{next(self._ids)}"
-            info = WorkerInfo(worker_id, name or worker_id, mode, time.monotonic())
+            info = WorkerInfo(worker_id, name or worker_id, mode, time.monotonic(), num_envs)
             self._workers[worker_id] = info
             return info
 
@@ -81,12 +82,13 @@ class Registry:
             if worker_id in self._workers:
                 self._workers[worker_id].told_done = True
 
-    def active(self, silent_after: float) -> int:
-        """Workers neither told to stop nor silent for silent_after seconds."""
+    def active(self, silent_after: float, envs: bool = False) -> int:
+        """Workers neither told to stop nor silent for silent_after seconds (envs: the
+        environments they step)."""
         now = time.monotonic()
         with self._lock:
             return sum(
-                1
+                w.num_envs if envs else 1
                 for w in self._workers.values()
                 if not w.told_done and now - w.last_seen < silent_after
             )

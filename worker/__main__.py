@@ -13,16 +13,11 @@ import threading
 from a3c import config
 from a3c.config import WorkerConfig
 from a3c.model import EnvSpecError
+from a3c.tfimport import import_tensorflow
 
 
 def main(argv: list[str] | None = None) -> int:
     (wcfg,) = config.parse([WorkerConfig], argv, "A3C worker")
-    if wcfg.mode not in ("gradient", "data"):
-        print(f"a3c-worker: --mode must be gradient or data, not {wcfg.mode!r}", file=sys.stderr)
-        return 2
-    if wcfg.max_in_flight < 1:
-        print("a3c-worker: --max-in-flight must be at least 1", file=sys.stderr)
-        return 2
     if not wcfg.name:
         wcfg = dataclasses.replace(wcfg, name=f"{socket.gethostname()}:{os.getpid()}")
     logging.basicConfig(
@@ -33,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if wcfg.mode == "gradient":
+        import_tensorflow()  # for the local gradient step; data mode needs none
     from worker.loop import run
     from worker.metrics import WorkerMetrics
 

@@ -42,7 +42,7 @@ KEEPALIVE_OPTIONS = [
 # Weight sets of big networks exceed gRPC's default 4 MiB.
 MAX_RECEIVE = ("grpc.max_receive_message_length", 256 * 1024 * 1024)
 # gRPC itself retries the idempotent unary calls while the server is briefly away;
-# pushes are resent by Session._send, whose (worker_id, seq) makes a resend safe.
+# pushes are resent by the worker's Session, whose (worker_id, seq) makes a resend safe.
 SERVICE_CONFIG = json.dumps(
     {
         "methodConfig": [
@@ -149,14 +149,19 @@ class Client:
         token = read_token(wcfg.auth_token, wcfg.auth_token_file)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
 
-    def connect(self, mode: str, name: str, worker_id: str) -> pb.ConnectReply:
-        request = pb.ConnectRequest(mode=MODES[mode], name=name, worker_id=worker_id)
+    def connect(self, mode: str, name: str, worker_id: str, num_envs: int = 1) -> pb.ConnectReply:
+        request = pb.ConnectRequest(
+            mode=MODES[mode], name=name, worker_id=worker_id, num_envs=num_envs
+        )
         return self._stub.Connect(
             request, timeout=self._timeout, wait_for_ready=True, metadata=self._metadata
         )
 
-    def start_episode(self, worker_id: str) -> pb.StartEpisodeReply:
-        request = pb.StartEpisodeRequest(worker_id=worker_id)
+    def start_episode(
+        self, worker_id: str, count: int = 1, held: list[int] | tuple = ()
+    ) -> pb.StartEpisodeReply:
+        """Up to count new episode leases; held: the leases still trained (others end)."""
+        request = pb.StartEpisodeRequest(worker_id=worker_id, count=count, held_lease_ids=held)
         return self._stub.StartEpisode(request, timeout=self._timeout, metadata=self._metadata)
 
     def leave(self, worker_id: str) -> None:
@@ -167,8 +172,8 @@ class Client:
         except grpc.RpcError as err:
             log.info("role=worker id=%s leave failed: %s", worker_id, err.code().name)
 
-    def pull(self, known_version: int = 0) -> pb.PullWeightsReply:
-        request = pb.PullWeightsRequest(known_version=known_version)
+    def pull(self, known_version: int = 0, actor_only: bool = False) -> pb.PullWeightsReply:
+        request = pb.PullWeightsRequest(known_version=known_version, actor_only=actor_only)
         return self._stub.PullWeights(request, timeout=self._timeout, metadata=self._metadata)
 
     def push_stream(self, mode: str) -> PushStream:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from a3c.algo import Trainer, split_flat
+from a3c.algo import Trainer
 from a3c.config import TrainConfig
-from a3c.model import EnvSpec, build_actor, build_critic, weight_shapes
+from a3c.model import EnvSpec, build_actor, build_critic, split_flat, weight_shapes
 from a3c.rollout import Rollout, pad
 
 
@@ -19,9 +19,10 @@ class LocalGradients:
         self._shapes = weight_shapes(spec, cfg)
         self._version = -1
 
-    def compute(self, version: int, flat: np.ndarray, rollout: Rollout):
-        """(actor grads, critic grads) as numpy arrays, at the weights `flat` of `version`."""
-        batch = pad([rollout], self._cfg.t_max)
+    def compute(self, version: int, flat: np.ndarray, rollouts: list[Rollout]):
+        """(actor grads, critic grads) as numpy arrays, at the weights `flat` of `version`:
+        one compiled call over every rollout, the sum of their gradients."""
+        batch = pad(rollouts, self._cfg.t_max)
         if version != self._version:
             flat = self._trainer.gradients_at(flat, batch)
             self._version = version

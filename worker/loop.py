@@ -1,4 +1,5 @@
-"""The worker's loop: lease an episode, step it, push every t_max steps, take the new weights."""
+"""The worker's loop: lease episodes for its environments, step them, push every t_max steps
+for all of them at once, take the new weights."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import numpy as np
 from a3c import codec
 from a3c.config import TrainConfig, WorkerConfig
 from a3c.model import NumpyPolicy, env_spec, make_env, weight_shapes
-from a3c.rollout import Rollout
+from a3c.rollout import Collector, Piece, env_seeds
 from a3c.v1 import a3c_pb2 as pb
 from worker.client import Backoff, Client, PushStream, is_transient, retry
 from worker.metrics import WorkerMetrics
@@ -40,7 +41,8 @@ class Identity:
 
 
 class Session:
-    """One connection's worth of state: worker id, config, env, policy and push stream."""
+    """One connection's worth of state: worker id, config, policy, push stream, pushes in
+    flight. The environments outlive it (made by the first session, passed to the next)."""
 
     def __init__(
         self,
@@ -50,15 +52,15 @@ class Session:
         reply: pb.ConnectReply,
         rng: np.random.Generator,
         metrics: WorkerMetrics,
-        env=None,
+        envs: list | None = None,
     ):
         self.client, self.wcfg, self.metrics = client, wcfg, metrics
         self.identity = identity
         self.worker_id = reply.worker_id
         self.incarnation = reply.incarnation
         self.cfg = TrainConfig.from_json(reply.config_json)
-        self.env = env if env is not None else make_env(self.cfg.env_id)
-        self.spec = env_spec(self.env, self.cfg.env_id)
+        self.envs = envs or [make_env(self.cfg.env_id) for _ in range(wcfg.num_envs)]
+        self.spec = env_spec(self.envs[0], self.cfg.env_id)
         self.shapes = weight_shapes(self.spec, self.cfg)
         self.policy = NumpyPolicy(self.spec, self.cfg, rng)
         self.version = 0
@@ -73,60 +75,75 @@ class Session:
         self.stream: PushStream = client.push_stream(wcfg.mode)
         self.backoff = Backoff()
         self.pending: collections.deque = collections.deque()  # pushes sent, not answered
-        self.lease_valid = True
+        self.lost: set[int] = set()  # leases the server said are lost, not yet dropped
+        self.ended: list[Piece] = []  # episode ends sent, not yet answered
 
     def take_weights(self, message: pb.WeightSet) -> None:
-        version, actor, critic = codec.weights_from_proto(message, *self.shapes)
+        actor_shapes, critic_shapes = self.shapes
+        critic_shapes = critic_shapes if self.gradients is not None else None
+        version, actor, critic = codec.weights_from_proto(message, actor_shapes, critic_shapes)
         self.version = version
         self.policy.set_weights(actor)
         if self.gradients is not None:
             self.flat = np.concatenate([w.ravel() for w in (*actor, *critic)])
 
-    def push(self, rollout: Rollout, lease_id: int, end: bool, ret: float, length: int) -> None:
-        """Sends a push; waits for replies while max_in_flight pushes are unanswered."""
+    def pull(self) -> None:
+        self.take_weights(self.client.pull(actor_only=self.gradients is None).weights)
+
+    def push(self, pieces: list[Piece]) -> None:
+        """Sends one push of every piece; waits for replies while max_in_flight pushes are
+        unanswered."""
         self.identity.seq += 1
         header = pb.PushHeader(
             worker_id=self.worker_id,
             seq=self.identity.seq,
             base_version=self.version,
-            lease_id=lease_id,
-            episode_end=end,
-            episode_return=ret if end else 0.0,
-            episode_length=length if end else 0,
+            envs=[
+                pb.EnvSlot(
+                    lease_id=p.lease_id,
+                    steps=p.rollout.steps,
+                    episode_end=p.episode_end,
+                    episode_return=p.episode_return if p.episode_end else 0.0,
+                    episode_length=p.episode_length if p.episode_end else 0,
+                )
+                for p in pieces
+            ],
         )
+        rollouts = [p.rollout for p in pieces]
         if self.gradients is None:
-            message = pb.SamplePush(header=header, rollout=codec.rollout_to_proto(rollout))
+            message = pb.SamplePush(header=header, rollouts=codec.batch_to_proto(rollouts))
         else:
             start = perf_counter()
-            actor, critic = self.gradients.compute(self.version, self.flat, rollout)
+            actor, critic = self.gradients.compute(self.version, self.flat, rollouts)
             message = pb.GradientPush(
                 header=header,
                 actor_grads=codec.to_tensors(actor),
                 critic_grads=codec.to_tensors(critic),
-                steps=rollout.steps,
             )
             self.metrics.seconds.labels("gradients").inc(perf_counter() - start)
         start = perf_counter()
-        self.pending.append(message)
+        self.pending.append((message, [p for p in pieces if p.episode_end]))
         self.stream.put(message)  # a broken stream shows in _receive, which resends
         while len(self.pending) >= self.wcfg.max_in_flight:
             self._receive()
         self.metrics.seconds.labels("rpc").inc(perf_counter() - start)
 
-    def drain(self) -> bool:
-        """Waits for every push in flight; False if a push found its lease lost."""
+    def drain(self) -> None:
+        """Waits for every push in flight."""
         start = perf_counter()
         while self.pending:
             self._receive()
         self.metrics.seconds.labels("rpc").inc(perf_counter() - start)
-        valid, self.lease_valid = self.lease_valid, True
-        return valid
 
     def _receive(self) -> None:
         """Takes the reply of the oldest push in flight, and its weights."""
         reply = self._resend_on_failure(lambda: self.stream.next_reply())
-        self.pending.popleft()
-        self.lease_valid &= reply.lease_valid
+        _, ended = self.pending.popleft()
+        lost = set(reply.lost_lease_ids)
+        self.lost |= lost
+        for piece in ended:
+            if piece.lease_id not in lost:
+                self.metrics.episodes.inc()
         if reply.weights.version:
             self.take_weights(reply.weights)
 
@@ -154,88 +171,67 @@ class Session:
                 )  # fmt: skip
                 time.sleep(delay)
                 reply = retry(
-                    lambda: self.client.connect(self.wcfg.mode, self.wcfg.name, self.worker_id),
+                    lambda: self.client.connect(
+                        self.wcfg.mode, self.wcfg.name, self.worker_id, self.wcfg.num_envs
+                    ),
                     deadline, self.backoff, "reconnect",
                 )  # fmt: skip
                 if reply.incarnation != self.incarnation:
                     raise ServerRestarted from err
                 self.stream = self.client.push_stream(self.wcfg.mode)
-                for message in self.pending:
+                for message, _ in self.pending:
                     self.stream.put(message)
 
     def close(self) -> None:
         self.stream.close()
 
 
-def run_episode(
-    session: Session, lease_id: int, seed: int | None, stop: threading.Event
-) -> tuple[float, int] | None:
-    """Steps one leased episode, pushing every t_max steps; None if the lease was lost or
-    stop was set (checked after each push)."""
-    env, cfg = session.env, session.cfg
-    obs, _ = env.reset(seed=seed)
-    obs = np.asarray(obs, np.float32).reshape(-1)
-    states, actions, rewards, log_probs = [], [], [], []
-    ret, length = 0.0, 0
-    env_seconds = inference_seconds = 0.0
+def lease(session: Session, collector: Collector) -> bool:
+    """Asks for a lease for each idle environment and starts their episodes; False when
+    the server granted none."""
+    idle = collector.idle
+    start = perf_counter()
+    reply = session.client.start_episode(session.worker_id, len(idle), collector.leases)
+    session.metrics.seconds.labels("rpc").inc(perf_counter() - start)
+    if reply.status == pb.StartEpisodeReply.DONE:
+        raise BudgetSpent
+    granted = list(reply.lease_ids) if reply.status == pb.StartEpisodeReply.GRANTED else []
+    for k, lease_id in zip(idle, granted):
+        collector.start(k, lease_id)
+    return bool(granted)
+
+
+def train(session: Session, collector: Collector, stop: threading.Event) -> None:
+    """Trains episodes until the budget is spent (BudgetSpent) or stop is set.
+
+    Idle environments ask for leases before a window; a window that ends an episode, or
+    stopping, waits for every push in flight, since an episode counts once its last push
+    is answered and a new lease must not be asked for before (budget.py)."""
     m = session.metrics
-    while True:
-        t0 = perf_counter()
-        action, log_prob = session.policy.sample_with_log_prob(obs)
-        t1 = perf_counter()
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        inference_seconds += t1 - t0
-        env_seconds += perf_counter() - t1
-        next_obs = np.asarray(next_obs, np.float32).reshape(-1)
-        states.append(obs)
-        actions.append(action)
-        rewards.append(float(reward))
-        log_probs.append(log_prob)
-        ret += float(reward)
-        length += 1
-        obs = next_obs
-        end = bool(terminated or truncated)
-        if len(rewards) == cfg.t_max or end:
-            m.env_steps.inc(len(rewards))
-            m.seconds.labels("env").inc(env_seconds)
-            m.seconds.labels("inference").inc(inference_seconds)
-            env_seconds = inference_seconds = 0.0
-            rollout = Rollout(
-                np.stack(states),
-                np.stack(actions),
-                np.asarray(rewards, np.float32),
-                next_obs,
-                bool(terminated),
-                np.asarray(log_probs, np.float32),
-            )
-            session.push(rollout, lease_id, end, ret, length)
-            settle = end or not session.lease_valid or stop.is_set()
-            # An episode counts once its last push is answered: wait before leasing more.
-            if settle and (not session.drain() or not end):
-                return None
-            states, actions, rewards, log_probs = [], [], [], []
-            if end:
-                m.episodes.inc()
-                return ret, length
-
-
-def train(session: Session, stop: threading.Event, first_seed: int | None) -> None:
-    """Leases and trains episodes until the budget is spent (BudgetSpent) or stop is set."""
-    seed = first_seed
+    ask = True  # the last ask for leases was granted, or episodes ended since
     while not stop.is_set():
-        start = perf_counter()
-        reply = session.client.start_episode(session.worker_id)
-        session.metrics.seconds.labels("rpc").inc(perf_counter() - start)
-        if reply.status == pb.StartEpisodeReply.DONE:
-            raise BudgetSpent
-        if reply.status != pb.StartEpisodeReply.GRANTED:
+        if collector.idle and (ask or not collector.leases):
+            ask = lease(session, collector)
+        if not collector.leases:
             continue
-        result = run_episode(session, reply.lease_id, seed, stop)
-        seed = None  # seed the first reset only; later resets continue the env's stream
-        if result is None and not stop.is_set():
+        pieces = collector.collect()
+        m.env_steps.inc(sum(p.rollout.steps for p in pieces))
+        m.seconds.labels("env").inc(collector.env_seconds)
+        m.seconds.labels("inference").inc(collector.inference_seconds)
+        collector.env_seconds = collector.inference_seconds = 0.0
+        session.push(pieces)
+        if any(p.episode_end for p in pieces) or stop.is_set():
+            session.drain()
+            ask = True
+        if session.lost:
             log.info(
-                "role=worker id=%s lease %d lost; next episode", session.worker_id, reply.lease_id
-            )
+                "role=worker id=%s leases %s lost; new episodes",
+                session.worker_id, sorted(session.lost),
+            )  # fmt: skip
+            collector.drop(session.lost)
+            session.lost.clear()
+            ask = True
+    collector.drop(collector.leases)
 
 
 def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> int:
@@ -245,43 +241,47 @@ def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> in
     worker_id = identity.worker_id
     backoff = Backoff()
     rng = np.random.default_rng(wcfg.seed)
-    env = None
-    first_seed: int | None = wcfg.seed
+    collector: Collector | None = None
+    metrics.envs.set(wcfg.num_envs)
     failing_since: float | None = None  # start of the current run of failures
     try:
         while not stop.is_set():
             deadline = (failing_since or time.monotonic()) + wcfg.connect_timeout
             try:
                 reply = retry(
-                    lambda: client.connect(wcfg.mode, wcfg.name, worker_id),
-                    deadline,
-                    backoff,
-                    "connect",
-                )
+                    lambda: client.connect(wcfg.mode, wcfg.name, worker_id, wcfg.num_envs),
+                    deadline, backoff, "connect",
+                )  # fmt: skip
                 failing_since = None
-                session = Session(client, wcfg, identity, reply, rng, metrics, env)
-                env = session.env
+                session = Session(
+                    client, wcfg, identity, reply, rng, metrics,
+                    collector.envs if collector else None,
+                )  # fmt: skip
+                if collector is None:
+                    seeds = env_seeds(wcfg.seed, wcfg.num_envs)
+                    collector = Collector(session.envs, session.policy, session.cfg.t_max, seeds)
+                # A new session starts every episode over: its first lease request (holding
+                # none) gives back what this worker held.
+                collector.policy, collector.t_max = session.policy, session.cfg.t_max
+                collector.drop(collector.leases)
                 log.info(
-                    "role=worker id=%s connected to %s mode=%s",
-                    session.worker_id,
-                    wcfg.server,
-                    wcfg.mode,
-                )
+                    "role=worker id=%s connected to %s mode=%s envs=%d",
+                    worker_id, wcfg.server, wcfg.mode, wcfg.num_envs,
+                )  # fmt: skip
                 try:
-                    session.take_weights(client.pull().weights)
-                    train(session, stop, first_seed)
+                    session.pull()
+                    train(session, collector, stop)
                 finally:
                     session.close()
                 if stop.is_set():
                     client.leave(worker_id)
                     log.info("role=worker id=%s stopped by signal", worker_id)
-                first_seed = None
             except BudgetSpent:
                 if not wcfg.exit_when_done:
                     log.info("role=worker id=%s budget spent; idle until stopped", worker_id)
                     stop.wait()
                     return 0
-                log.info("role=worker id=%s budget spent; exiting", session.worker_id)
+                log.info("role=worker id=%s budget spent; exiting", worker_id)
                 return 0
             except ServerRestarted:
                 log.info("role=worker id=%s the server restarted; starting over", worker_id)
@@ -289,14 +289,13 @@ def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> in
                 metrics.rpc_errors.labels(err.code().name).inc()
                 failing_since = failing_since or time.monotonic()
                 if not is_transient(err) or time.monotonic() > deadline:
-                    log.error("role=worker %s: %s", err.code().name, err.details())
+                    log.error("role=worker id=%s %s: %s", worker_id, err.code().name, err.details())
                     return 1
                 delay = backoff.next_delay()
                 log.info(
-                    "role=worker lost the server (%s); reconnecting in %.2fs",
-                    err.code().name,
-                    delay,
-                )
+                    "role=worker id=%s lost the server (%s); reconnecting in %.2fs",
+                    worker_id, err.code().name, delay,
+                )  # fmt: skip
                 stop.wait(delay)
         return 0
     finally:

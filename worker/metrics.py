@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 PHASES = ("env", "inference", "gradients", "rpc")
 EXPECTED_CODES = ("UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "NOT_FOUND")
@@ -16,6 +16,9 @@ class WorkerMetrics:
         r = self.registry
         self.env_steps = Counter("a3c_worker_env_steps_total", "Env steps taken.", registry=r)
         self.episodes = Counter("a3c_worker_episodes_total", "Episodes finished.", registry=r)
+        self.envs = Gauge(
+            "a3c_worker_envs", "Environments this worker steps (--num-envs).", registry=r
+        )
         self.seconds = Counter(
             "a3c_worker_seconds_total",
             "Seconds spent by phase: env step, policy inference, gradient computation, "

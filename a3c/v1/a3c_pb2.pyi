@@ -35,14 +35,16 @@ class WeightSet(_message.Message):
     def __init__(self, version: _Optional[int] = ..., actor: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., critic: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("mode", "name", "worker_id")
+    __slots__ = ("mode", "name", "worker_id", "num_envs")
     MODE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    NUM_ENVS_FIELD_NUMBER: _ClassVar[int]
     mode: Mode
     name: str
     worker_id: str
-    def __init__(self, mode: _Optional[_Union[Mode, str]] = ..., name: _Optional[str] = ..., worker_id: _Optional[str] = ...) -> None: ...
+    num_envs: int
+    def __init__(self, mode: _Optional[_Union[Mode, str]] = ..., name: _Optional[str] = ..., worker_id: _Optional[str] = ..., num_envs: _Optional[int] = ...) -> None: ...
 
 class ConnectReply(_message.Message):
     __slots__ = ("worker_id", "config_json", "obs_dim", "action_dim", "incarnation")
@@ -59,13 +61,17 @@ class ConnectReply(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., config_json: _Optional[str] = ..., obs_dim: _Optional[int] = ..., action_dim: _Optional[int] = ..., incarnation: _Optional[str] = ...) -> None: ...
 
 class StartEpisodeRequest(_message.Message):
-    __slots__ = ("worker_id",)
+    __slots__ = ("worker_id", "count", "held_lease_ids")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    HELD_LEASE_IDS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
-    def __init__(self, worker_id: _Optional[str] = ...) -> None: ...
+    count: int
+    held_lease_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, worker_id: _Optional[str] = ..., count: _Optional[int] = ..., held_lease_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class StartEpisodeReply(_message.Message):
-    __slots__ = ("status", "lease_id")
+    __slots__ = ("status", "lease_id", "lease_ids")
     class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATUS_UNSPECIFIED: _ClassVar[StartEpisodeReply.Status]
@@ -78,9 +84,11 @@ class StartEpisodeReply(_message.Message):
     DONE: StartEpisodeReply.Status
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    LEASE_IDS_FIELD_NUMBER: _ClassVar[int]
     status: StartEpisodeReply.Status
     lease_id: int
-    def __init__(self, status: _Optional[_Union[StartEpisodeReply.Status, str]] = ..., lease_id: _Optional[int] = ...) -> None: ...
+    lease_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, status: _Optional[_Union[StartEpisodeReply.Status, str]] = ..., lease_id: _Optional[int] = ..., lease_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class LeaveRequest(_message.Message):
     __slots__ = ("worker_id",)
@@ -93,10 +101,12 @@ class LeaveReply(_message.Message):
     def __init__(self) -> None: ...
 
 class PullWeightsRequest(_message.Message):
-    __slots__ = ("known_version",)
+    __slots__ = ("known_version", "actor_only")
     KNOWN_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ONLY_FIELD_NUMBER: _ClassVar[int]
     known_version: int
-    def __init__(self, known_version: _Optional[int] = ...) -> None: ...
+    actor_only: bool
+    def __init__(self, known_version: _Optional[int] = ..., actor_only: _Optional[bool] = ...) -> None: ...
 
 class PullWeightsReply(_message.Message):
     __slots__ = ("unchanged", "weights")
@@ -106,8 +116,22 @@ class PullWeightsReply(_message.Message):
     weights: WeightSet
     def __init__(self, unchanged: _Optional[bool] = ..., weights: _Optional[_Union[WeightSet, _Mapping]] = ...) -> None: ...
 
+class EnvSlot(_message.Message):
+    __slots__ = ("lease_id", "steps", "episode_end", "episode_return", "episode_length")
+    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    EPISODE_END_FIELD_NUMBER: _ClassVar[int]
+    EPISODE_RETURN_FIELD_NUMBER: _ClassVar[int]
+    EPISODE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    lease_id: int
+    steps: int
+    episode_end: bool
+    episode_return: float
+    episode_length: int
+    def __init__(self, lease_id: _Optional[int] = ..., steps: _Optional[int] = ..., episode_end: _Optional[bool] = ..., episode_return: _Optional[float] = ..., episode_length: _Optional[int] = ...) -> None: ...
+
 class PushHeader(_message.Message):
-    __slots__ = ("worker_id", "seq", "base_version", "lease_id", "episode_end", "episode_return", "episode_length")
+    __slots__ = ("worker_id", "seq", "base_version", "lease_id", "episode_end", "episode_return", "episode_length", "envs")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +139,7 @@ class PushHeader(_message.Message):
     EPISODE_END_FIELD_NUMBER: _ClassVar[int]
     EPISODE_RETURN_FIELD_NUMBER: _ClassVar[int]
     EPISODE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    ENVS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     seq: int
     base_version: int
@@ -122,7 +147,8 @@ class PushHeader(_message.Message):
     episode_end: bool
     episode_return: float
     episode_length: int
-    def __init__(self, worker_id: _Optional[str] = ..., seq: _Optional[int] = ..., base_version: _Optional[int] = ..., lease_id: _Optional[int] = ..., episode_end: _Optional[bool] = ..., episode_return: _Optional[float] = ..., episode_length: _Optional[int] = ...) -> None: ...
+    envs: _containers.RepeatedCompositeFieldContainer[EnvSlot]
+    def __init__(self, worker_id: _Optional[str] = ..., seq: _Optional[int] = ..., base_version: _Optional[int] = ..., lease_id: _Optional[int] = ..., episode_end: _Optional[bool] = ..., episode_return: _Optional[float] = ..., episode_length: _Optional[int] = ..., envs: _Optional[_Iterable[_Union[EnvSlot, _Mapping]]] = ...) -> None: ...
 
 class Rollout(_message.Message):
     __slots__ = ("states", "actions", "rewards", "next_state", "terminated", "behaviour_log_probs")
@@ -140,13 +166,31 @@ class Rollout(_message.Message):
     behaviour_log_probs: Tensor
     def __init__(self, states: _Optional[_Union[Tensor, _Mapping]] = ..., actions: _Optional[_Union[Tensor, _Mapping]] = ..., rewards: _Optional[_Union[Tensor, _Mapping]] = ..., next_state: _Optional[_Union[Tensor, _Mapping]] = ..., terminated: _Optional[bool] = ..., behaviour_log_probs: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
+class RolloutBatch(_message.Message):
+    __slots__ = ("states", "actions", "rewards", "next_states", "terminated", "behaviour_log_probs")
+    STATES_FIELD_NUMBER: _ClassVar[int]
+    ACTIONS_FIELD_NUMBER: _ClassVar[int]
+    REWARDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_STATES_FIELD_NUMBER: _ClassVar[int]
+    TERMINATED_FIELD_NUMBER: _ClassVar[int]
+    BEHAVIOUR_LOG_PROBS_FIELD_NUMBER: _ClassVar[int]
+    states: Tensor
+    actions: Tensor
+    rewards: Tensor
+    next_states: Tensor
+    terminated: _containers.RepeatedScalarFieldContainer[bool]
+    behaviour_log_probs: Tensor
+    def __init__(self, states: _Optional[_Union[Tensor, _Mapping]] = ..., actions: _Optional[_Union[Tensor, _Mapping]] = ..., rewards: _Optional[_Union[Tensor, _Mapping]] = ..., next_states: _Optional[_Union[Tensor, _Mapping]] = ..., terminated: _Optional[_Iterable[bool]] = ..., behaviour_log_probs: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+
 class SamplePush(_message.Message):
-    __slots__ = ("header", "rollout")
+    __slots__ = ("header", "rollout", "rollouts")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     ROLLOUT_FIELD_NUMBER: _ClassVar[int]
+    ROLLOUTS_FIELD_NUMBER: _ClassVar[int]
     header: PushHeader
     rollout: Rollout
-    def __init__(self, header: _Optional[_Union[PushHeader, _Mapping]] = ..., rollout: _Optional[_Union[Rollout, _Mapping]] = ...) -> None: ...
+    rollouts: RolloutBatch
+    def __init__(self, header: _Optional[_Union[PushHeader, _Mapping]] = ..., rollout: _Optional[_Union[Rollout, _Mapping]] = ..., rollouts: _Optional[_Union[RolloutBatch, _Mapping]] = ...) -> None: ...
 
 class GradientPush(_message.Message):
     __slots__ = ("header", "actor_grads", "critic_grads", "steps")
@@ -161,13 +205,15 @@ class GradientPush(_message.Message):
     def __init__(self, header: _Optional[_Union[PushHeader, _Mapping]] = ..., actor_grads: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., critic_grads: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., steps: _Optional[int] = ...) -> None: ...
 
 class PushReply(_message.Message):
-    __slots__ = ("seq", "version", "lease_valid", "weights")
+    __slots__ = ("seq", "version", "lease_valid", "weights", "lost_lease_ids")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     LEASE_VALID_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    LOST_LEASE_IDS_FIELD_NUMBER: _ClassVar[int]
     seq: int
     version: int
     lease_valid: bool
     weights: WeightSet
-    def __init__(self, seq: _Optional[int] = ..., version: _Optional[int] = ..., lease_valid: _Optional[bool] = ..., weights: _Optional[_Union[WeightSet, _Mapping]] = ...) -> None: ...
+    lost_lease_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, seq: _Optional[int] = ..., version: _Optional[int] = ..., lease_valid: _Optional[bool] = ..., weights: _Optional[_Union[WeightSet, _Mapping]] = ..., lost_lease_ids: _Optional[_Iterable[int]] = ...) -> None: ...

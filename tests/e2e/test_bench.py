@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 
+from lab.bench import PEER_PYTHON
 from tests.conftest import ROOT
 from tests.e2e.test_train import ENV
 
@@ -12,8 +13,8 @@ NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
 
 def test_make_bench_tiny(tmp_path):
     flags = (
-        "--modes data --workers 1 --in-flight 1 2 --clients 2 --batches 1 2 --batch-clients 2 "
-        "--seconds 2 --learning-episodes 2"
+        "--modes data --workers 1 --in-flight 1 2 --vec-workers 1 --vec-envs 1 4 --clients 2 "
+        "--batches 1 2 --batch-clients 2 --seconds 2 --learning-episodes 2 --peer-steps 2000"
     )
     done = subprocess.run(
         ["make", "bench", f"OUT={tmp_path}", f"BENCH_FLAGS={flags}"],
@@ -23,21 +24,28 @@ def test_make_bench_tiny(tmp_path):
     for name in ("bench.md", "bench.json", "bench.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     results = json.loads((tmp_path / "bench.json").read_text())
-    assert set(results) >= {"limits", "e2e", "capacity", "learning"}
+    assert set(results) >= {"limits", "e2e", "vectorized", "peer", "capacity", "learning"}
+    peer = PEER_PYTHON.exists()  # make bench-peers installs it; .ci/run does
+    assert (results["peer"] is not None) == peer
     rows = [
         line for line in (tmp_path / "bench.md").read_text().splitlines()
         if line.startswith("| ") and not line.startswith("| ---")
     ]  # fmt: skip
-    headers = {"what", "mode"}
+    headers = {"what", "mode", "SB3 A2C (peer)"}
     body = [r for r in rows if r.split("|")[1].strip() not in headers]
-    # limits, e2e (K = 1, 2), capacity (B = 1, 2), learning (defaults, best settings)
-    assert len(body) == 9 + 2 + 2 + 2
+    # limits, e2e (K = 1, 2), vectorized (M = 1, 4), capacity (B = 1, 2), learning
+    # (defaults, best settings)
+    assert len(body) == 10 + 2 + 2 + 2 + 2
+    text = (tmp_path / "bench.md").read_text()
+    assert ("| SB3 A2C (peer) | 1 x 8 |" in text) == peer
+    assert ("Peer not installed" in text) != peer
     for line in body:
         cells = [c.strip() for c in line.strip("|").split("|")]
         for cell in cells[1:]:
             if cell in ("data", "defaults") or cell.startswith("--"):
                 continue
-            tokens = re.sub(r"updates|env steps|round trips|ms|[()/]", " ", cell).split()
+            words = r"updates|env steps|round trips|ms|[()/]|(?<=\d)x(?=\d)"
+            tokens = re.sub(words, " ", cell).split()
             assert tokens, f"empty cell in {line!r}"
             for token in tokens:
                 assert token == "-" or NUMBER.match(token), f"{cell!r} in {line!r}"

@@ -1,9 +1,12 @@
-"""Faults done for real: SIGKILL a worker, SIGKILL the server and start it again."""
+"""Faults done for real: SIGKILL a worker, SIGKILL the server and start it again; with one
+environment per worker and with several (each holding its own episode lease)."""
 
 import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 from tests.conftest import ROOT
 from tests.e2e.test_train import ENV, assert_weights_load, episodes, free_port
@@ -26,10 +29,10 @@ def server_cmd(port: int, run_dir, budget: int, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def worker_cmd(port: int, seed: int) -> list[str]:
+def worker_cmd(port: int, seed: int, envs: int = 1) -> list[str]:
     return [
         sys.executable, "-m", "worker", "--server", f"127.0.0.1:{port}", "--mode", "data",
-        "--seed", str(seed), "--connect-timeout", "120",
+        "--seed", str(seed), "--connect-timeout", "120", "--num-envs", str(envs),
     ]  # fmt: skip
 
 
@@ -39,12 +42,13 @@ def popen(cmd):
     )
 
 
-def test_sigkill_a_worker_mid_episode(tmp_path):
-    port, run_dir, budget = free_port(), tmp_path / "run", 12
+@pytest.mark.parametrize("envs", [1, 3])
+def test_sigkill_a_worker_mid_episode(tmp_path, envs):
+    port, run_dir, budget = free_port(), tmp_path / "run", 12 * envs
     server = popen(server_cmd(port, run_dir, budget, "--lease-timeout", "3"))
-    workers = [popen(worker_cmd(port, seed)) for seed in range(3)]
+    workers = [popen(worker_cmd(port, seed, envs)) for seed in range(3)]
     try:
-        wait_for_episodes(run_dir, 3, [server, *workers])
+        wait_for_episodes(run_dir, 3 * envs, [server, *workers])
         workers[0].send_signal(signal.SIGKILL)
         out, _ = server.communicate(timeout=240)
         assert server.returncode == 0, out[-3000:]
@@ -59,12 +63,13 @@ def test_sigkill_a_worker_mid_episode(tmp_path):
     assert_weights_load(run_dir)
 
 
-def test_sigkill_the_server_and_start_it_again(tmp_path):
-    port, run_dir, budget = free_port(), tmp_path / "run", 16
+@pytest.mark.parametrize("envs", [1, 3])
+def test_sigkill_the_server_and_start_it_again(tmp_path, envs):
+    port, run_dir, budget = free_port(), tmp_path / "run", 16 * envs
     first = popen(server_cmd(port, run_dir, budget, "--checkpoint-every", "2"))
     workers = popen(
         [sys.executable, "-m", "worker.launcher", "-n", "2", "--server", f"127.0.0.1:{port}",
-         "--mode", "data", "--connect-timeout", "120"]
+         "--mode", "data", "--connect-timeout", "120", "--num-envs", str(envs)]
     )  # fmt: skip
     try:
         wait_for_episodes(run_dir, 5, [first, workers])

@@ -8,6 +8,7 @@ import urllib.request
 
 import grpc
 import numpy as np
+import pytest
 
 from a3c import codec
 from a3c.rollout import Rollout
@@ -39,13 +40,32 @@ def metric(port: int, series: str) -> float:
 
 
 class Client(threading.Thread):
-    """A worker without an env: pushes real-looking rollouts as fast as it is answered."""
+    """A worker without an env: pushes real-looking rollouts as fast as it is answered,
+    one per push (envs 1, the one-rollout message) or a batch of `envs` (one lease each)."""
 
-    def __init__(self, address: str, index: int, stop_at: float):
+    def __init__(self, address: str, index: int, stop_at: float, envs: int):
         super().__init__(daemon=True)
-        self.address, self.index, self.stop_at = address, index, stop_at
+        self.address, self.index, self.stop_at, self.envs = address, index, stop_at, envs
         self.ok = self.exhausted = 0
         self.other_errors: list[str] = []
+
+    def push(self, rng, worker_id: str, leases: list[int], seq: int, version: int):
+        rollouts = [
+            Rollout(
+                rng.normal(size=(4, 3)).astype(np.float32),
+                rng.uniform(-2, 2, size=(4, 1)).astype(np.float32),
+                rng.uniform(-16, 0, size=4).astype(np.float32),
+                rng.normal(size=3).astype(np.float32),
+                False,
+            )
+            for _ in leases
+        ]
+        header = pb.PushHeader(worker_id=worker_id, seq=seq, base_version=version)
+        if self.envs == 1:
+            header.lease_id = leases[0]
+            return pb.SamplePush(header=header, rollout=codec.rollout_to_proto(rollouts[0]))
+        header.envs.extend(pb.EnvSlot(lease_id=lease, steps=4) for lease in leases)
+        return pb.SamplePush(header=header, rollouts=codec.batch_to_proto(rollouts))
 
     def run(self) -> None:
         rng = np.random.default_rng(self.index)
@@ -53,23 +73,13 @@ class Client(threading.Thread):
         stub = pb_grpc.ParameterServerStub(channel)
         worker_id = stub.Connect(pb.ConnectRequest(mode=pb.MODE_DATA, name=f"load{self.index}"))
         worker_id = worker_id.worker_id
-        lease = stub.StartEpisode(pb.StartEpisodeRequest(worker_id=worker_id)).lease_id
+        request = pb.StartEpisodeRequest(worker_id=worker_id, count=self.envs)
+        leases = list(stub.StartEpisode(request).lease_ids)
+        assert len(leases) == self.envs
         seq, version = 0, 0
         while time.monotonic() < self.stop_at:
             seq += 1
-            rollout = Rollout(
-                rng.normal(size=(4, 3)).astype(np.float32),
-                rng.uniform(-2, 2, size=(4, 1)).astype(np.float32),
-                rng.uniform(-16, 0, size=4).astype(np.float32),
-                rng.normal(size=3).astype(np.float32),
-                False,
-            )
-            push = pb.SamplePush(
-                header=pb.PushHeader(
-                    worker_id=worker_id, seq=seq, base_version=version, lease_id=lease
-                ),
-                rollout=codec.rollout_to_proto(rollout),
-            )
+            push = self.push(rng, worker_id, leases, seq, version)
             try:
                 (reply,) = list(stub.PushSamples(iter([push]), timeout=30))
                 self.ok += 1
@@ -83,7 +93,8 @@ class Client(threading.Thread):
         channel.close()
 
 
-def test_64_workers_get_backpressure_exact_counts_and_bounded_memory(tmp_path):
+@pytest.mark.parametrize("envs", [1, 4])
+def test_64_workers_get_backpressure_exact_counts_and_bounded_memory(tmp_path, envs):
     port, metrics_port = free_port(), free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port),
@@ -96,7 +107,7 @@ def test_64_workers_get_backpressure_exact_counts_and_bounded_memory(tmp_path):
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         wait_serving(channel)
         stop_at = time.monotonic() + SECONDS
-        clients = [Client(f"127.0.0.1:{port}", i, stop_at) for i in range(CLIENTS)]
+        clients = [Client(f"127.0.0.1:{port}", i, stop_at, envs) for i in range(CLIENTS)]
         for c in clients:
             c.start()
         rss = []
@@ -105,7 +116,7 @@ def test_64_workers_get_backpressure_exact_counts_and_bounded_memory(tmp_path):
             time.sleep(0.5)
         for c in clients:
             c.join()
-        time.sleep(1)
+        # Every push was answered once applied, so the counts below are final.
         accepted = sum(c.ok for c in clients)
         exhausted = sum(c.exhausted for c in clients)
         errors = [e for c in clients for e in c.other_errors]
@@ -115,6 +126,7 @@ def test_64_workers_get_backpressure_exact_counts_and_bounded_memory(tmp_path):
         # Every accepted push applied exactly once; every refusal counted.
         assert metric(metrics_port, 'a3c_server_updates_total{mode="data"}') == accepted
         assert metric(metrics_port, "a3c_server_weights_version") == accepted
+        assert metric(metrics_port, "a3c_server_env_steps_total") == accepted * 4 * envs
         assert metric(metrics_port, 'a3c_server_pushes_refused_total{reason="queue_full"}') == (
             exhausted
         )

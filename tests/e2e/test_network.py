@@ -63,18 +63,20 @@ def two_hosts():
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
-def test_workers_in_another_namespace_survive_a_cut_link(two_hosts, tmp_path):
+@pytest.mark.parametrize("envs", [1, 4])
+def test_workers_in_another_namespace_survive_a_cut_link(two_hosts, tmp_path, envs):
     ps, wk, wk_if = two_hosts
     run_dir = tmp_path / "run"
     server = subprocess.Popen(
         ["ip", "netns", "exec", ps, sys.executable, "-m", "server", "--host", SERVER_IP,
-         "--port", "50051", "--metrics-port", "0", "--max-episodes", str(BUDGET),
+         "--port", "50051", "--metrics-port", "0", "--max-episodes", str(BUDGET * envs),
          "--lease-timeout", "5", "--run-dir", str(run_dir), "--progress", "false"],
         cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     workers = subprocess.Popen(
         ["ip", "netns", "exec", wk, sys.executable, "-m", "worker.launcher", "-n", "2",
-         "--server", f"{SERVER_IP}:50051", "--mode", "data", "--connect-timeout", "120"],
+         "--server", f"{SERVER_IP}:50051", "--mode", "data", "--connect-timeout", "120",
+         "--num-envs", str(envs)],
         cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
@@ -96,6 +98,6 @@ def test_workers_in_another_namespace_survive_a_cut_link(two_hosts, tmp_path):
         for proc in (server, workers):
             if proc.poll() is None:
                 proc.kill()
-    assert episodes(run_dir) == list(range(1, BUDGET + 1))
+    assert episodes(run_dir) == list(range(1, BUDGET * envs + 1))
     assert "resending" in out or "reconnecting" in out
     assert out.count("budget spent") == 2

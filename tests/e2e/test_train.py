@@ -1,6 +1,7 @@
 """Real processes end to end: server, worker launcher and workers, over loopback gRPC."""
 
 import csv
+import json
 import os
 import signal
 import socket
@@ -63,6 +64,28 @@ def test_make_train_data_mode_trains_exactly_the_budget(tmp_path):
     assert len({r["worker"] for r in table}) == 2
     assert_weights_load(run_dir)
     assert "budget spent" in done.stdout
+
+
+@pytest.mark.parametrize("mode", ["data", "gradient"])
+def test_vectorized_workers_train_exactly_the_budget(tmp_path, mode):
+    """3 workers of 5 environments each, 7 episodes: 15 environments want leases, 7 get
+    them, the rest wait; exactly 7 episodes of 200 steps are trained."""
+    run_dir = tmp_path / mode
+    done = subprocess.run(
+        ["make", "train", "N=3", "ENVS=5", f"MODE={mode}", "EPISODES=7", f"RUN_DIR={run_dir}",
+         "METRICS_PORT=0", "WORKER_METRICS_PORT=0"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = rows(run_dir)
+    assert [int(r["episode"]) for r in table] == list(range(1, 8))
+    assert {r["length"] for r in table} == {"200"}
+    assert int(table[-1]["env_steps"]) == 1400
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["workers"] == {"count": 3, "mode": mode, "num_envs": 5, "max_in_flight": 1}
+    assert done.stdout.count("envs=5") == 3, "each worker says how many environments it steps"
+    assert "env steps/s" in done.stdout
+    assert_weights_load(run_dir)
 
 
 def test_gradient_workers_started_first_wait_for_the_server(tmp_path):

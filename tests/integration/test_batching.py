@@ -7,7 +7,7 @@ from a3c.config import ServerConfig, TrainConfig
 from a3c.model import env_spec, make_env
 from a3c.rollout import pad
 from server.app import App
-from server.learner import Push, concat
+from server.learner import Push, Slot, concat
 from tests.integration.test_service import rollout
 
 CFG = TrainConfig(max_episodes=10, seed=7)
@@ -24,17 +24,18 @@ def queued_then_applied(server: App, pushes: list[Push]) -> np.ndarray:
     for push in pushes:
         server.learner.submit(push, timeout=1)
     server.learner.start()
-    for push in pushes:
-        assert push.done.wait(30) and push.applied and push.error is None
-    assert {push.version for push in pushes} == {1}, "one update for the whole batch"
+    outcomes = [push.result.result(timeout=30) for push in pushes]
+    assert all(not o.lost for o in outcomes)
+    assert {o.version for o in outcomes} == {1}, "one update for the whole batch"
     return server.learner.snapshot()[1]
 
 
 def pushes_for(server: App, batches=None, grads=None) -> list[Push]:
     out = []
     for i in range(len(batches or grads)):
-        _, lease = server.budget.request(f"w{i}")
-        push = Push(f"w{i}", f"w{i}", lease, base_version=0, steps=4)
+        _, [lease] = server.budget.request(f"w{i}")
+        mode = "data" if batches else "gradient"
+        push = Push(mode, f"w{i}", f"w{i}", base_version=0, slots=[Slot(lease, steps=4)])
         if batches:
             push.batch = batches[i]
         else:
@@ -68,6 +69,19 @@ def test_gradient_mode_batch_equals_summed_gradients_by_hand(tmp_path):
     finally:
         for server in (helper, batched, by_hand):
             server.close()
+
+
+def test_a_batch_of_rollouts_makes_the_summed_gradients_of_each(tmp_path):
+    """One update over R rollouts (a vectorized worker's push, or merged pushes) is the sum
+    of the R updates' gradients: each rollout's loss counts as it would alone."""
+    server = app(tmp_path, "sum")
+    try:
+        rollouts = [rollout(seed=s, steps=1 + s % 4, terminated=s == 2) for s in range(5)]
+        one_by_one = [server.trainer.gradients(pad([r], CFG.t_max)) for r in rollouts]
+        together = server.trainer.gradients(pad(rollouts, CFG.t_max))
+        np.testing.assert_allclose(together, np.sum(one_by_one, axis=0), rtol=1e-5, atol=1e-5)
+    finally:
+        server.close()
 
 
 def test_compiled_steps_trace_once(tmp_path):

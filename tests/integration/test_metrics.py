@@ -60,8 +60,11 @@ def test_counts_are_exact(live_server_factory):
     assert value(live, "a3c_server_policy_lag_versions_sum", mode="data") == 15
     assert value(live, "a3c_server_learner_busy_seconds_total") > 0
     assert value(live, "a3c_server_rpc_received_bytes_total", method="PushSamples") > 0
-    weight_bytes = 4 * live.app.learner.snapshot()[1].size  # every reply carries the weights
-    assert value(live, "a3c_server_rpc_sent_bytes_total", method="PushSamples") > 6 * weight_bytes
+    # Every data-mode reply carries the actor's weights, and only the actor's.
+    actor_bytes = 4 * live.app.trainer.n_actor
+    weight_bytes = 4 * live.app.learner.snapshot()[1].size
+    sent = value(live, "a3c_server_rpc_sent_bytes_total", method="PushSamples")
+    assert 6 * actor_bytes < sent < 6 * weight_bytes
 
 
 def test_exposition_passes_promtool(live_server_factory):

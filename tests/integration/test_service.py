@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from a3c import codec
-from a3c.algo import split_flat
 from a3c.config import TrainConfig
-from a3c.model import NumpyPolicy, gaussian_log_prob, weight_shapes
+from a3c.model import NumpyPolicy, gaussian_log_prob, split_flat, weight_shapes
 from a3c.rollout import Rollout
 from a3c.v1 import a3c_pb2 as pb
 from worker.gradients import LocalGradients
@@ -57,7 +56,7 @@ def test_the_two_modes_make_the_same_update(live_server_factory):
     (data_reply,) = list(data_server.stub.PushSamples(iter([push])))
 
     spec, _ = data_server.app.servicer._spec, None
-    actor_g, critic_g = LocalGradients(spec, cfg).compute(v0, w0, r)
+    actor_g, critic_g = LocalGradients(spec, cfg).compute(v0, w0, [r])
     worker_id, lease = connect(grad_server, pb.MODE_GRADIENT)
     push = pb.GradientPush(
         header=header(worker_id, lease),
@@ -166,6 +165,17 @@ def test_bad_pushes_are_refused_and_change_nothing(live_server_factory):
     spec, cfg = live.app.servicer._spec, TrainConfig()
     actor_shapes, critic_shapes = weight_shapes(spec, cfg)
     zeros = [np.zeros(s, np.float32) for s in actor_shapes]
+    good_grads = pb.GradientPush(
+        header=header(worker_id, lease),
+        actor_grads=codec.to_tensors(zeros),
+        critic_grads=codec.to_tensors([np.zeros(s, np.float32) for s in critic_shapes]),
+        steps=4,
+    )
+    with pytest.raises(grpc.RpcError) as err:  # a data-mode worker pushing gradients
+        list(live.stub.PushGradients(iter([good_grads])))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    data_worker = worker_id, lease
+    worker_id, lease = connect(live, pb.MODE_GRADIENT)
     bad_grads = {
         "missing tensor": pb.GradientPush(
             header=header(worker_id, lease), actor_grads=codec.to_tensors(zeros[:-1]), steps=4
@@ -188,7 +198,7 @@ def test_bad_pushes_are_refused_and_change_nothing(live_server_factory):
     assert live.app.runlog.env_steps == 0
 
     # Still serving: a good push is applied.
-    push = pb.SamplePush(header=header(worker_id, lease), rollout=codec.rollout_to_proto(rollout()))
+    push = pb.SamplePush(header=header(*data_worker), rollout=codec.rollout_to_proto(rollout()))
     (reply,) = list(live.stub.PushSamples(iter([push])))
     assert reply.version == 1 and reply.lease_valid
 
