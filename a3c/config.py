@@ -21,67 +21,72 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+FROM_PRESET: Any = None
+"""The default of a TrainConfig field that its preset sets."""
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Training hyperparameters: owned by the server, sent to every worker on connect.
 
-    The defaults are the default preset: the seed's textbook A3C on Pendulum-v1 with
-    three changes kept by experiment (README, Tuning): actor lr 3e-4, a learned
-    state-independent log-std, and learning rates falling linearly to 0 over the budget.
-    `--preset seed` (SEED_PRESET) restores the seed's values exactly. Presets are applied
-    where configs are parsed (flags, environment) and by preset_config(); constructing
-    TrainConfig(preset="seed") directly only labels the defaults.
+    The hyperparameters a preset sets (PRESETS) default to FROM_PRESET: construction fills
+    each one left so from `preset`, so TrainConfig(preset="seed", gamma=0.9) is the seed
+    preset with gamma 0.9, however it is built (flags, environment, JSON, code). The
+    default preset (DEFAULT_PRESET) is the seed's textbook A3C on Pendulum-v1 with three
+    changes kept by experiment (README, Tuning): actor lr 3e-4, a learned state-independent
+    log-std, and learning rates falling linearly to 0 over the budget; `seed`
+    (SEED_PRESET) is the seed's values exactly.
     """
 
     env_id: str = "Pendulum-v1"
     """gymnasium environment id; needs Box observations and a Box action space."""
     max_episodes: int = 500
     """Episode budget: exactly this many episodes are trained, then the server stops."""
-    gamma: float = 0.95
+    gamma: float = FROM_PRESET
     """Discount factor."""
-    t_max: int = 4
+    t_max: int = FROM_PRESET
     """Steps per rollout: a worker pushes every t_max steps and at episode end."""
-    actor_lr: float = 3e-4
+    actor_lr: float = FROM_PRESET
     """Adam learning rate of the actor."""
-    critic_lr: float = 1e-3
+    critic_lr: float = FROM_PRESET
     """Adam learning rate of the critic."""
-    hidden_sizes: tuple[int, ...] = (64, 32, 16)
+    hidden_sizes: tuple[int, ...] = FROM_PRESET
     """Hidden layer widths (relu) of both the actor and the critic, e.g. 64,32,16."""
-    std_min: float = 1e-2
+    std_min: float = FROM_PRESET
     """Lower clip of the policy's standard deviation."""
-    std_max: float = 1.0
+    std_max: float = FROM_PRESET
     """Upper clip of the policy's standard deviation."""
-    reward_shift: float = 8.0
+    reward_shift: float = FROM_PRESET
     """Training reward is (r + reward_shift) / reward_scale; logged returns stay raw."""
-    reward_scale: float = 8.0
+    reward_scale: float = FROM_PRESET
     """See reward_shift."""
-    grad_clip_norm: float = 20.0
+    grad_clip_norm: float = FROM_PRESET
     """Clip the actor's and the critic's gradients each by this global norm (0: off)."""
-    entropy_coef: float = 0.0
+    entropy_coef: float = FROM_PRESET
     """Entropy bonus: the actor loss subtracts this times the policy's entropy, summed
     over the rollout's steps like the policy-gradient term (0: off, as in the seed)."""
-    normalize_advantages: bool = False
+    normalize_advantages: bool = FROM_PRESET
     """Scale each update's advantages to zero mean and unit standard deviation."""
-    lr_schedule: str = "linear"
+    lr_schedule: str = FROM_PRESET
     """constant, or linear: both learning rates fall linearly with the episodes trained, to
     lr_final_scale times their start at the end of the budget."""
-    lr_final_scale: float = 0.0
+    lr_final_scale: float = FROM_PRESET
     """With lr_schedule linear: the learning rates' fraction left at the last episode."""
-    std_mode: str = "param"
+    std_mode: str = FROM_PRESET
     """state: the std is a softplus head of the actor (the seed); param: a learned log-std
     per action dimension, independent of the state (initialised to log_std_init)."""
-    log_std_init: float = -0.5
+    log_std_init: float = FROM_PRESET
     """With std_mode param: the initial log-std."""
-    max_policy_lag: int = 0
+    max_policy_lag: int = FROM_PRESET
     """Drop pushes made from weights more than this many versions old: acknowledged and
     counted (their episode steps still count) but not trained on (0: off)."""
-    off_policy: str = "none"
+    off_policy: str = FROM_PRESET
     """Correction for samples that stale weights chose: none (the seed's A3C), or vtrace
     (IMPALA's V-trace: truncated importance weights pi/mu on the value targets and the
     policy gradient, mu from the log-probabilities workers send with each rollout)."""
-    vtrace_rho_clip: float = 1.0
+    vtrace_rho_clip: float = FROM_PRESET
     """With off_policy vtrace: the truncation rho-bar of the importance weights."""
-    vtrace_c_clip: float = 1.0
+    vtrace_c_clip: float = FROM_PRESET
     """With off_policy vtrace: the truncation c-bar of the trace coefficients."""
     seed: int = 0
     """Seed of the initial weights."""
@@ -90,11 +95,15 @@ class TrainConfig:
     (the tuned values below), or seed (the seed's textbook A3C, exactly)."""
 
     def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
+        for name, value in PRESETS[self.preset].items():
+            if getattr(self, name) is FROM_PRESET:
+                object.__setattr__(self, name, value)
         choices = {
             "lr_schedule": ("constant", "linear"),
             "std_mode": ("state", "param"),
             "off_policy": ("none", "vtrace"),
-            "preset": tuple(PRESETS),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -112,6 +121,31 @@ class TrainConfig:
         """Rebuilds a config from to_json's output; fields this version lacks are refused."""
         raw = json.loads(text)
         return from_mapping(cls, raw)
+
+
+DEFAULT_PRESET: dict[str, Any] = {
+    "gamma": 0.95,
+    "t_max": 4,
+    "actor_lr": 3e-4,
+    "critic_lr": 1e-3,
+    "hidden_sizes": (64, 32, 16),
+    "std_min": 1e-2,
+    "std_max": 1.0,
+    "reward_shift": 8.0,
+    "reward_scale": 8.0,
+    "grad_clip_norm": 20.0,
+    "entropy_coef": 0.0,
+    "normalize_advantages": False,
+    "lr_schedule": "linear",
+    "lr_final_scale": 0.0,
+    "std_mode": "param",
+    "log_std_init": -0.5,
+    "max_policy_lag": 0,
+    "off_policy": "none",
+    "vtrace_rho_clip": 1.0,
+    "vtrace_c_clip": 1.0,
+}
+"""The default preset: TrainConfig's values when no preset is named."""
 
 
 SEED_PRESET: dict[str, Any] = {
@@ -138,21 +172,13 @@ SEED_PRESET: dict[str, Any] = {
 }
 """The seed's hyperparameters (../shared/seed.md), every one that TrainConfig tunes."""
 
-PRESETS: dict[str, dict[str, Any]] = {"default": {}, "seed": SEED_PRESET}
-"""Preset name -> the field values it sets; default is TrainConfig's own defaults."""
-
-
-def apply_preset(values: dict[str, Any]) -> dict[str, Any]:
-    """TrainConfig values with the fields they leave unset filled from their preset."""
-    preset = str(values.get("preset", "default"))
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    return {**PRESETS[preset], **values}
+PRESETS: dict[str, dict[str, Any]] = {"default": DEFAULT_PRESET, "seed": SEED_PRESET}
+"""Preset name -> the value of every field a preset sets."""
 
 
 def preset_config(name: str, **overrides: Any) -> TrainConfig:
     """The TrainConfig of a preset, with some fields overridden (as flags would)."""
-    return from_mapping(TrainConfig, apply_preset({"preset": name, **overrides}))
+    return from_mapping(TrainConfig, {"preset": name, **overrides})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,6 +352,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     for f in dataclasses.fields(cls):
         flag = "--" + f.name.replace("_", "-")
         default = f.default
+        if default is FROM_PRESET and cls is TrainConfig:
+            default = DEFAULT_PRESET[f.name]
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         env = "A3C_" + f.name.upper()
         group.add_argument(
@@ -348,8 +376,6 @@ def resolve(cls: type[T], args: argparse.Namespace, environ: Mapping[str, str]) 
         elif env_value is not None:
             values[f.name] = env_value
     try:
-        if cls is TrainConfig:
-            values = apply_preset(values)
         return from_mapping(cls, values)
     except (TypeError, ValueError) as err:
         raise SystemExit(f"bad {cls.__name__} value: {err}") from err

@@ -89,10 +89,10 @@ def limits(seconds: float, recorded_path: Path) -> dict:
     """Section 1, in this process: env, worker inner loop, the learner alone. Also records
     the rollouts and gradients the capacity test replays."""
     import_tensorflow()
-    from a3c.algo import Trainer
     from a3c.config import preset_config
     from a3c.model import NumpyPolicy, build_actor, build_critic, env_spec, make_env, weight_shapes
     from a3c.rollout import Collector, env_seeds, pad
+    from a3c.trainer import Trainer
 
     cfg = preset_config("seed")
     env = make_env(cfg.env_id)

@@ -37,14 +37,12 @@ def train(values: dict, seed: int, episodes: int, workers: int, num_envs: int = 
     import keras
 
     from a3c import model
-    from a3c.algo import Trainer, configure_threads
-    from a3c.config import TrainConfig, apply_preset, from_mapping
+    from a3c.config import TrainConfig, from_mapping
     from a3c.rollout import Collector, env_seeds, pad
+    from a3c.trainer import Trainer, configure_threads
 
     configure_threads(1)
-    cfg = from_mapping(
-        TrainConfig, apply_preset({**values, "seed": seed, "max_episodes": episodes})
-    )
+    cfg = from_mapping(TrainConfig, {**values, "seed": seed, "max_episodes": episodes})
     keras.utils.set_random_seed(seed)
     spec = model.env_spec(model.make_env(cfg.env_id))
     trainer = Trainer(model.build_actor(spec, cfg), model.build_critic(spec, cfg), spec, cfg)
@@ -124,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--set needs FIELD=VALUE, got {item!r}")
         values[field.strip().replace("-", "_")] = value.strip()
     try:
-        from a3c.config import TrainConfig, apply_preset, from_mapping
+        from a3c.config import TrainConfig, from_mapping
 
-        from_mapping(TrainConfig, apply_preset(values))
+        from_mapping(TrainConfig, values)
     except (TypeError, ValueError) as err:
         parser.error(str(err))
     args.out.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,8 @@ from a3c.config import ServerConfig, TrainConfig
 from a3c.model import EnvSpec, EnvSpecError, env_spec, make_env
 from a3c.tfimport import import_tensorflow
 from a3c.v1 import a3c_pb2, a3c_pb2_grpc
-from server.metrics import MetricsInterceptor, ServerMetrics
+from server.metrics import ServerMetrics
+from server.rpc_metrics import MetricsInterceptor
 from server.security import TokenInterceptor, server_credentials, server_token
 
 log = logging.getLogger("server")
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     # TensorFlow loads only now: a bad flag, env id or port fails in a blink, and probes
     # see NOT_SERVING while it loads.
     import_tensorflow()
-    from a3c.algo import configure_threads
+    from a3c.trainer import configure_threads
     from server.app import App
     from server.checkpoints import CheckpointError
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import keras
 
-from a3c.algo import Trainer
 from a3c.config import ServerConfig, TrainConfig
 from a3c.model import EnvSpec, build_actor, build_critic
+from a3c.trainer import Trainer
 from server import checkpoints
 from server.budget import Budget
 from server.learner import Learner
@@ -48,6 +48,7 @@ class App:
                 run_dir / checkpoints.NAME, start.episodes, start.version, start.env_steps,
             )  # fmt: skip
         self.budget = Budget(tcfg.max_episodes, scfg.lease_timeout, completed=start.episodes)
+        self.budget.on_reissue = self.metrics.leases_reissued.inc
         self.registry = Registry()
         try:
             self.runlog = RunLog(

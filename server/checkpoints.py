@@ -32,7 +32,7 @@ class Counters:
 
 
 def write(run_dir: Path, trainer, counters: Counters) -> Path:
-    """Writes the checkpoint of trainer (an a3c.algo.Trainer) and counters atomically."""
+    """Writes the checkpoint of trainer (an a3c.trainer.Trainer) and counters atomically."""
     arrays = {"weights": trainer.flat_weights()}
     arrays.update({f"adam_{k}": v for k, v in trainer.optimizer_state().items()})
     meta = json.dumps(dataclasses.asdict(counters), sort_keys=True)

@@ -71,7 +71,7 @@ class Learner:
     With `batch` B > 1 the learner takes up to B queued pushes at once and makes one
     update of each mode from them (see _update); B = 1 is the seed's one update per push.
 
-    `trainer` is an a3c.algo.Trainer; `on_episode(n)` runs in the learner thread after
+    `trainer` is an a3c.trainer.Trainer; `on_episode(n)` runs in the learner thread after
     episode n is logged (checkpoints hook in there). Data-mode updates run as one fused
     call; every `split_every`-th runs as two calls, so that the compute and apply
     histograms are sampled at the cost of a slower update 1 time in split_every.

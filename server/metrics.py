@@ -1,4 +1,4 @@
-"""Every Prometheus metric of the parameter server, and the gRPC interceptor that feeds RPC metrics.
+"""Every Prometheus metric of the parameter server (server.rpc_metrics feeds the RPC ones).
 
 Names follow Prometheus conventions: `a3c_server_` prefix, base units, `_total` on
 counters. No label names a worker: pods churn, and Prometheus adds `pod` itself.
@@ -6,10 +6,8 @@ counters. No label names a worker: pods churn, and Prometheus adds `pod` itself.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
-import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 
@@ -120,6 +118,11 @@ class ServerMetrics:
             registry=r,
         )  # fmt: skip
         self.budget = Gauge("a3c_server_episode_budget", "Episodes to train in all.", registry=r)
+        self.leases_reissued = Counter(
+            "a3c_server_leases_reissued_total",
+            "Episode leases given to another worker after --lease-timeout seconds of silence.",
+            registry=r,
+        )
         self.episode_return = Histogram(
             "a3c_server_episode_return", "Raw return of trained episodes.",
             buckets=RETURN_BUCKETS, registry=r,
@@ -162,87 +165,3 @@ class _BusyCollector:
         )
         family.add_metric([], self._metrics.busy_source())
         yield family
-
-
-def _method_name(handler_call_details) -> str:
-    return handler_call_details.method.rsplit("/", 1)[-1]
-
-
-class MetricsInterceptor(grpc.ServerInterceptor):
-    """Counts requests, status codes, latency and bytes of every RPC of the A3C service."""
-
-    def __init__(self, metrics: ServerMetrics, service: str):
-        self._m = metrics
-        self._prefix = f"/{service}/"
-
-    def intercept_service(self, continuation, handler_call_details):
-        handler = continuation(handler_call_details)
-        if handler is None or not handler_call_details.method.startswith(self._prefix):
-            return handler
-        method = _method_name(handler_call_details)
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream:
-            return grpc.stream_stream_rpc_method_handler(
-                self._stream(method, handler.stream_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
-
-    def _finish(self, method: str, context, start: float, ok: bool) -> None:
-        code = "OK" if ok else _code_name(context)
-        self._m.rpc_requests.labels(method, code).inc()
-        self._m.rpc_duration.labels(method).observe(time.perf_counter() - start)
-
-    def _unary(self, method: str, behavior: Callable):
-        def wrapped(request, context):
-            start = time.perf_counter()
-            self._m.rpc_received.labels(method).inc(request.ByteSize())
-            try:
-                response = behavior(request, context)
-            except BaseException:
-                self._finish(method, context, start, ok=False)
-                raise
-            self._m.rpc_sent.labels(method).inc(response.ByteSize())
-            self._finish(method, context, start, ok=True)
-            return response
-
-        return wrapped
-
-    def _stream(self, method: str, behavior: Callable):
-        def wrapped(request_iterator, context):
-            start = [time.perf_counter()]
-
-            def requests():
-                for request in request_iterator:
-                    start[0] = time.perf_counter()
-                    self._m.rpc_received.labels(method).inc(request.ByteSize())
-                    yield request
-
-            try:
-                for response in behavior(requests(), context):
-                    self._m.rpc_sent.labels(method).inc(response.ByteSize())
-                    self._finish(method, context, start[0], ok=True)
-                    yield response
-            except GeneratorExit:  # the worker closed its stream: no push is pending
-                raise
-            except BaseException:
-                self._finish(method, context, start[0], ok=False)
-                raise
-
-        return wrapped
-
-
-def _code_name(context) -> str:
-    try:
-        code = context.code()
-    except (AttributeError, NotImplementedError):
-        code = None
-    if isinstance(code, grpc.StatusCode):
-        return code.name
-    return "CANCELLED" if not context.is_active() else "UNKNOWN"

@@ -42,7 +42,6 @@ class RunLog:
             (float(row[2]) for row in kept), maxlen=window
         )
         self.env_steps = env_steps
-        self.episodes = keep_episodes
 
     @staticmethod
     def _read_rows(path: Path) -> list[list[str]]:
@@ -68,7 +67,6 @@ class RunLog:
 
     def episode(self, episode: int, worker: str, ret: float, length: int, version: int) -> None:
         with self._lock:
-            self.episodes = episode
             self._recent.append(ret)
             row = (episode, worker, f"{ret:.3f}", length, version, self.env_steps)
             self._csv.writerow((*row, f"{self.seconds:.3f}"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,3 +71,46 @@ def live_server_factory(tmp_path: Path) -> Iterator:
     yield start
     for live in started:
         stop_live_server(live)
+
+
+class Output(threading.Thread):
+    """A process's stdout, read line by line as it comes, so a test can wait on what the
+    process says instead of sleeping (start the process with stdout=PIPE, text=True)."""
+
+    def __init__(self, proc):
+        super().__init__(daemon=True)
+        self.proc = proc
+        self._lines: list[str] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self.start()
+
+    def run(self) -> None:
+        for line in self.proc.stdout:
+            with self._cond:
+                self._lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def wait_for(self, *needles: str, timeout: float, after: int = 0) -> int:
+        """Waits until a line (from line `after` on) contains one of needles; returns the
+        number of lines read then. Fails the test at the deadline or at the output's end."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for i in range(after, len(self._lines)):
+                    if any(n in self._lines[i] for n in needles):
+                        return i + 1
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    tail = "".join(self._lines[-20:])
+                    pytest.fail(f"no line with {needles} in {timeout:.0f} s; last lines:\n{tail}")
+                self._cond.wait(remaining)
+
+    @property
+    def text(self) -> str:
+        """Everything read; all of it once the process has exited and join() returned."""
+        with self._cond:
+            return "".join(self._lines)

@@ -1,8 +1,17 @@
-"""The worker's gRPC edge: calls with deadlines, push streams, retry with backoff."""
+"""The worker's gRPC edge: calls with deadlines, push streams, and the one retry policy.
+
+What retries, and for which failure (nothing else does: gRPC's own retries are off):
+- worker.loop.Session, when a push stream breaks on a transient error (server briefly
+  away, link cut): reconnects with `retry` and sends every unanswered push again under
+  its seq, so nothing is lost or applied twice and the episodes go on;
+- worker.loop.run, on any other transient error (connect refused, a lease or weights
+  call failed, a new server process): waits a Backoff delay and starts a new session,
+  whose episodes start over.
+Both stop after connect_timeout seconds of failing.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import random
@@ -41,33 +50,7 @@ KEEPALIVE_OPTIONS = [
 ]
 # Weight sets of big networks exceed gRPC's default 4 MiB.
 MAX_RECEIVE = ("grpc.max_receive_message_length", 256 * 1024 * 1024)
-# gRPC itself retries the idempotent unary calls while the server is briefly away;
-# pushes are resent by the worker's Session, whose (worker_id, seq) makes a resend safe.
-SERVICE_CONFIG = json.dumps(
-    {
-        "methodConfig": [
-            {
-                "name": [
-                    {"service": "a3c.v1.ParameterServer", "method": m}
-                    for m in ("Connect", "PullWeights", "Leave")
-                ],
-                "retryPolicy": {
-                    "maxAttempts": 5,
-                    "initialBackoff": "0.1s",
-                    "maxBackoff": "2s",
-                    "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
-                },
-            }
-        ]
-    }
-)
-CHANNEL_OPTIONS = [
-    *KEEPALIVE_OPTIONS,
-    MAX_RECEIVE,
-    ("grpc.enable_retries", 1),
-    ("grpc.service_config", SERVICE_CONFIG),
-]
+CHANNEL_OPTIONS = [*KEEPALIVE_OPTIONS, MAX_RECEIVE]
 
 
 def is_transient(err: grpc.RpcError) -> bool:
@@ -91,7 +74,7 @@ class Backoff:
         return delay
 
 
-def retry(call: Callable[[], T], deadline: float, backoff: Backoff, what: str) -> T:
+def retry(call: Callable[[], T], deadline: float, backoff: Backoff, what: str, worker_id: str) -> T:
     """call() until it succeeds, a non-transient error, or time.monotonic() passes deadline."""
     while True:
         try:
@@ -102,7 +85,10 @@ def retry(call: Callable[[], T], deadline: float, backoff: Backoff, what: str) -
             if not is_transient(err) or time.monotonic() > deadline:
                 raise
             delay = backoff.next_delay()
-            log.info("role=worker %s failed (%s); retrying in %.2fs", what, err.code().name, delay)
+            log.info(
+                "role=worker id=%s %s failed (%s); retrying in %.2fs",
+                worker_id, what, err.code().name, delay,
+            )  # fmt: skip
             time.sleep(delay)
 
 

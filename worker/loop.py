@@ -67,7 +67,7 @@ class Session:
         self.flat = np.zeros(0, np.float32)
         self.gradients = None
         if wcfg.mode == "gradient":
-            from a3c.algo import configure_threads  # TensorFlow: gradient mode only
+            from a3c.trainer import configure_threads  # TensorFlow: gradient mode only
             from worker.gradients import LocalGradients
 
             configure_threads(wcfg.tf_threads)
@@ -174,7 +174,7 @@ class Session:
                     lambda: self.client.connect(
                         self.wcfg.mode, self.wcfg.name, self.worker_id, self.wcfg.num_envs
                     ),
-                    deadline, self.backoff, "reconnect",
+                    deadline, self.backoff, "reconnect", self.worker_id,
                 )  # fmt: skip
                 if reply.incarnation != self.incarnation:
                     raise ServerRestarted from err
@@ -244,13 +244,14 @@ def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> in
     collector: Collector | None = None
     metrics.envs.set(wcfg.num_envs)
     failing_since: float | None = None  # start of the current run of failures
+    log.info("role=worker id=%s connecting to %s", worker_id, wcfg.server)
     try:
         while not stop.is_set():
             deadline = (failing_since or time.monotonic()) + wcfg.connect_timeout
             try:
                 reply = retry(
                     lambda: client.connect(wcfg.mode, wcfg.name, worker_id, wcfg.num_envs),
-                    deadline, backoff, "connect",
+                    deadline, backoff, "connect", worker_id,
                 )  # fmt: skip
                 failing_since = None
                 session = Session(

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Output
 from tests.e2e.test_train import ENV, assert_weights_load, episodes, free_port
 
 
@@ -71,17 +71,19 @@ def test_sigkill_the_server_and_start_it_again(tmp_path, envs):
         [sys.executable, "-m", "worker.launcher", "-n", "2", "--server", f"127.0.0.1:{port}",
          "--mode", "data", "--connect-timeout", "120", "--num-envs", str(envs)]
     )  # fmt: skip
+    said = Output(workers)
     try:
         wait_for_episodes(run_dir, 5, [first, workers])
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
         trained_before_kill = len(episodes(run_dir))
-        time.sleep(2)  # the workers find the server gone and back off
+        said.wait_for("push failed", "lost the server", timeout=60)  # they found it gone
         second = popen(server_cmd(port, run_dir, budget, "--checkpoint-every", "2"))
         out, _ = second.communicate(timeout=240)
         assert second.returncode == 0, out[-3000:]
-        worker_out, _ = workers.communicate(timeout=60)
-        assert workers.returncode == 0, worker_out[-3000:]
+        assert workers.wait(timeout=60) == 0, said.text[-3000:]
+        said.join(timeout=10)
+        worker_out = said.text
     finally:
         for p in (first, workers):
             if p.poll() is None:

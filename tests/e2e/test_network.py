@@ -13,8 +13,12 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Output
 from tests.e2e.test_train import ENV, episodes
+from worker.client import KEEPALIVE_OPTIONS
+
+# The workers' keepalive time plus its timeout: how long a cut link may go unnoticed.
+KEEPALIVE_S = sum(v for k, v in KEEPALIVE_OPTIONS if k.startswith("grpc.keepalive_t")) / 1000
 
 SERVER_IP, WORKER_IP = "10.213.7.1", "10.213.7.2"
 BUDGET = 30
@@ -79,6 +83,7 @@ def test_workers_in_another_namespace_survive_a_cut_link(two_hosts, tmp_path, en
          "--num-envs", str(envs)],
         cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    said = Output(workers)
     try:
         deadline = time.monotonic() + 180
         while len(episodes(run_dir)) < 3:
@@ -86,14 +91,17 @@ def test_workers_in_another_namespace_survive_a_cut_link(two_hosts, tmp_path, en
             assert server.poll() is None and workers.poll() is None
             time.sleep(0.2)
         sh("ip", "-n", wk, "link", "set", wk_if, "down")
-        time.sleep(1)  # pushes already queued on the server may still complete
+        # The workers notice within their keepalive time plus its timeout, then try again
+        # (and fail) while the link is down; nothing is trained meanwhile.
+        noticed = said.wait_for("push failed", "lost the server", timeout=2 * KEEPALIVE_S + 10)
         cut_at = len(episodes(run_dir))
-        time.sleep(11)  # past the workers' keepalive timeout (5 s + 5 s)
+        said.wait_for("retrying in", "reconnecting in", timeout=30, after=noticed)
         assert len(episodes(run_dir)) == cut_at, "nothing crosses a cut link"
         sh("ip", "-n", wk, "link", "set", wk_if, "up")
         assert server.wait(timeout=240) == 0
-        out, _ = workers.communicate(timeout=60)
-        assert workers.returncode == 0, out[-3000:]
+        assert workers.wait(timeout=60) == 0, said.text[-3000:]
+        said.join(timeout=10)
+        out = said.text
     finally:
         for proc in (server, workers):
             if proc.poll() is None:

@@ -14,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from a3c.v1 import a3c_pb2 as pb
 from a3c.v1 import a3c_pb2_grpc as pb_grpc
-from tests.conftest import ROOT
+from tests.conftest import ROOT, Output
 from tests.e2e.test_train import ENV, free_port
 
 SERVICE = "a3c.v1.ParameterServer"
@@ -112,15 +112,12 @@ def test_stay_up_when_done_for_kubernetes(tmp_path):
         [sys.executable, "-m", "worker", "--server", f"127.0.0.1:{port}", "--mode", "data"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+    server_said, worker_said = Output(server), Output(worker)
     try:
-        deadline = time.monotonic() + 120
-        while (
-            not (tmp_path / "checkpoint.npz").exists()
-            or len((tmp_path / "returns.csv").read_text().splitlines()) < 3
-        ):
-            assert time.monotonic() < deadline and server.poll() is None
-            time.sleep(0.2)
-        time.sleep(2)
+        server_said.wait_for("serving the final weights until stopped", timeout=120)
+        worker_said.wait_for("idle until stopped", timeout=60)
+        assert len((tmp_path / "returns.csv").read_text().splitlines()) == 3
+        assert (tmp_path / "checkpoint.npz").exists()
         assert server.poll() is None and worker.poll() is None, "both stay up"
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         stub = pb_grpc.ParameterServerStub(channel)
@@ -128,8 +125,9 @@ def test_stay_up_when_done_for_kubernetes(tmp_path):
         channel.close()
         for proc in (worker, server):
             proc.send_signal(signal.SIGTERM)
-        out, _ = server.communicate(timeout=30)
-        worker_out, _ = worker.communicate(timeout=30)
+        server.wait(timeout=30), worker.wait(timeout=30)
+        server_said.join(timeout=10), worker_said.join(timeout=10)
+        out, worker_out = server_said.text, worker_said.text
     finally:
         for proc in (server, worker):
             if proc.poll() is None:

@@ -1,4 +1,5 @@
-"""Property-based: random bytes and random messages at the decode path and the live server."""
+"""Property-based: random bytes and random messages (one rollout, or a batch of them) at the
+decode path and at the live server."""
 
 import grpc
 import numpy as np
@@ -68,6 +69,32 @@ def valid_rollouts(draw):
     return message
 
 
+@st.composite
+def batches(draw):
+    """A RolloutBatch of random tensors and the rows' steps it claims."""
+    message = pb.RolloutBatch(
+        states=draw(tensors()),
+        actions=draw(tensors()),
+        rewards=draw(tensors(max_dims=2)),
+        next_states=draw(tensors(max_dims=2)),
+        terminated=draw(st.lists(st.booleans(), max_size=4)),
+    )
+    if draw(st.booleans()):
+        message.behaviour_log_probs.CopyFrom(draw(tensors(max_dims=2)))
+    return message, draw(st.lists(st.integers(-1, 6), max_size=4))
+
+
+@st.composite
+def valid_batches(draw):
+    """1-3 valid rollouts as a RolloutBatch, and their steps."""
+    rows = draw(st.lists(valid_rollouts(), min_size=1, max_size=3))
+    decoded = [codec.rollout_from_proto(r, 3, 1, 4) for r in rows]
+    with_log_probs = [r for r in decoded if r.log_probs is not None]
+    if with_log_probs and len(with_log_probs) < len(decoded):
+        decoded = with_log_probs  # a batch carries log-probs for every row or none
+    return codec.batch_to_proto(decoded), [r.steps for r in decoded]
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=300))
 def test_random_bytes_never_escape_the_decode_path(raw):
@@ -84,6 +111,23 @@ def test_random_bytes_never_escape_the_decode_path(raw):
 
 
 @settings(max_examples=300, deadline=None)
+@given(batches())
+def test_random_batches_decode_or_are_refused_with_a_reason(drawn):
+    message, steps = drawn
+    try:
+        batch, _ = codec.batch_from_proto(message, steps, 3, 1, 4)
+    except codec.CodecError as err:
+        assert str(err)
+        return
+    rows = len(steps)
+    assert batch.states.shape == (rows, 4, 3) and batch.next_states.shape == (rows, 3)
+    np.testing.assert_array_equal(batch.mask.sum(1), steps)
+    for field in batch:
+        assert np.all(np.isfinite(field))
+    assert np.all(batch.rewards[batch.mask == 0] == 0), "padding is zeroed"
+
+
+@settings(max_examples=300, deadline=None)
 @given(rollouts())
 def test_random_rollouts_decode_or_are_refused_with_a_reason(message):
     try:
@@ -95,50 +139,50 @@ def test_random_rollouts_decode_or_are_refused_with_a_reason(message):
     assert rollout.next_state.shape == (3,)
 
 
-@pytest.fixture(scope="module")
-def shared_server(tmp_path_factory):
-    """One server for every example (a server per example would take minutes), training
-    with V-trace so that behaviour log-probabilities are decoded and used."""
+def test_live_server_answers_random_pushes_with_ok_or_invalid_argument(live_server_factory):
+    """Random pushes, one rollout or a batch, at a server training with V-trace (so that
+    behaviour log-probabilities are decoded and used): each is applied or refused with
+    INVALID_ARGUMENT and nothing changed; some are valid and reach the learner."""
     from a3c.config import TrainConfig
-    from tests.conftest import start_live_server, stop_live_server
 
-    cfg = TrainConfig(max_episodes=10, off_policy="vtrace")
-    live = start_live_server(tmp_path_factory.mktemp("fuzz"), cfg)
-    yield live
-    stop_live_server(live)
+    live = live_server_factory(TrainConfig(max_episodes=10, off_policy="vtrace"))
+    reply = live.stub.Connect(pb.ConnectRequest(mode=pb.MODE_DATA, name="fuzz"))
+    worker_id = reply.worker_id
+    request = pb.StartEpisodeRequest(worker_id=worker_id, count=3)
+    leases = list(live.stub.StartEpisode(request).lease_ids)
+    state = {"seq": 0, "accepted": 0}
 
+    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(
+        message=st.one_of(rollouts(), valid_rollouts(), batches(), valid_batches()),
+        seq_step=st.integers(1, 3),
+    )
+    def check(message, seq_step):
+        state["seq"] += seq_step
+        before, weights_before = flat_weights(live)
+        if isinstance(message, tuple):  # a batch and its rows' steps
+            rows, steps = message
+            slots = [pb.EnvSlot(lease_id=lease, steps=n) for lease, n in zip(leases, steps)]
+            push_header = pb.PushHeader(worker_id=worker_id, seq=state["seq"], envs=slots)
+            push = pb.SamplePush(header=push_header, rollouts=rows)
+        else:
+            push_header = header(worker_id, leases[0], seq=state["seq"])
+            push = pb.SamplePush(header=push_header, rollout=message)
+        try:
+            (reply,) = list(live.stub.PushSamples(iter([push])))
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
+            assert err.details()
+            after, weights_after = flat_weights(live)
+            assert after == before
+            np.testing.assert_array_equal(weights_after, weights_before)
+            return
+        assert reply.lease_valid and reply.version == before + 1
+        assert np.all(np.isfinite(flat_weights(live)[1])), "an accepted push made weights NaN"
+        state["accepted"] += 1
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(message=st.one_of(rollouts(), valid_rollouts()), seq_step=st.integers(1, 3))
-def test_live_server_answers_random_pushes_with_ok_or_invalid_argument(
-    shared_server, message, seq_step
-):
-    live = shared_server
-    if not hasattr(live, "ids"):
-        live.ids = connect(live, pb.MODE_DATA)
-        live.seq = 0
-    worker_id, lease = live.ids
-    live.seq += seq_step
-    before, weights_before = flat_weights(live)
-    push = pb.SamplePush(header=header(worker_id, lease, seq=live.seq), rollout=message)
-    try:
-        (reply,) = list(live.stub.PushSamples(iter([push])))
-    except grpc.RpcError as err:
-        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
-        assert err.details()
-        after, weights_after = flat_weights(live)
-        assert after == before
-        np.testing.assert_array_equal(weights_after, weights_before)
-        return
-    assert reply.lease_valid and reply.version == before + 1
-    assert codec.rollout_from_proto(message, 3, 1, 4).log_probs is not None
-    assert np.all(np.isfinite(flat_weights(live)[1])), "an accepted push made weights non-finite"
-    live.accepted = getattr(live, "accepted", 0) + 1
-
-
-def test_the_live_fuzzing_reached_the_learner(shared_server):
-    """Runs after the property test (file order): some random pushes were valid."""
-    assert getattr(shared_server, "accepted", 0) > 0
+    check()
+    assert state["accepted"] > 0, "no random push was valid: the fuzzing never reached the learner"
 
 
 def test_oversized_message_is_refused_and_server_keeps_serving(live_server_factory):

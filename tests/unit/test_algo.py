@@ -205,39 +205,3 @@ def test_losses_match_numpy_ground_truth(nets):
     want = -np.sum(logp * adv) - cfg.entropy_coef * np.sum(entropy)
     assert actor_loss.numpy() == pytest.approx(want, rel=1e-4)
     assert critic_loss.numpy() == pytest.approx(np.mean((y - v) ** 2), rel=1e-4)
-
-
-def test_linear_schedule_falls_to_the_final_scale():
-    cfg = TrainConfig(max_episodes=200, lr_schedule="linear", lr_final_scale=0.1)
-    scales = [algo.lr_scale(cfg, e) for e in (0, 100, 200, 300)]
-    assert scales == pytest.approx([1.0, 0.55, 0.1, 0.1])
-    assert algo.lr_scale(preset_config("seed", max_episodes=200), 150) == 1.0
-
-
-def test_flat_adam_step_equals_keras_adam_with_clipping():
-    """Trainer's one-vector Adam makes Keras Adam's update, after per-network clipping."""
-    import keras
-    import tensorflow as tf
-
-    cfg = preset_config("seed", grad_clip_norm=0.5)
-    spec = env_spec(make_env(cfg.env_id))
-    trainer = algo.Trainer(build_actor(spec, cfg), build_critic(spec, cfg), spec, cfg)
-    actor, critic = build_actor(spec, cfg), build_critic(spec, cfg)
-    variables = (*actor.trainable_variables, *critic.trainable_variables)
-    n = len(actor.trainable_variables)
-    cuts = np.cumsum([int(np.prod(v.shape)) for v in variables])[:-1]
-    start = trainer.flat_weights()
-    for v, part in zip(variables, np.split(start, cuts)):
-        v.assign(part.reshape(v.shape))
-    opts = keras.optimizers.Adam(cfg.actor_lr), keras.optimizers.Adam(cfg.critic_lr)
-    rng = np.random.default_rng(4)
-    for _ in range(3):
-        grads = rng.normal(size=trainer.n_params).astype(np.float32)
-        got = trainer.gradient_step(grads)
-        parts = [tf.constant(g.reshape(v.shape)) for g, v in zip(np.split(grads, cuts), variables)]
-        for opt, model, gs in ((opts[0], actor, parts[:n]), (opts[1], critic, parts[n:])):
-            clipped, _ = tf.clip_by_global_norm(gs, cfg.grad_clip_norm)
-            opt.apply_gradients(zip(clipped, model.trainable_variables))
-        want = np.concatenate([np.ravel(v) for v in variables])
-        np.testing.assert_allclose(got, want, atol=1e-6)
-    assert not np.allclose(got, start)

@@ -11,14 +11,25 @@ import pytest
 from a3c import config
 from a3c.config import ServerConfig, TrainConfig, WorkerConfig
 
+# The seed's reference algorithm, kept in the repository (the talk itself, shared/seed.md,
+# lies beside it on a developer's machine: where it does, the excerpt must still be in it).
+SEED_EXCERPT = Path(__file__).resolve().parents[1] / "fixtures" / "seed-algorithm.md"
 SEED_MD = Path(__file__).resolve().parents[2].parent / "shared" / "seed.md"
 
 
-def seed_md_values() -> dict:
-    """The hyperparameters ../shared/seed.md states, read from its text."""
+def words(path: Path) -> str:
+    return " ".join(path.read_text().split())
+
+
+def test_the_kept_excerpt_is_the_seeds_text():
     if not SEED_MD.is_file():
-        pytest.skip(f"{SEED_MD} is not beside the repository")
-    text = " ".join(SEED_MD.read_text().split())
+        pytest.skip(f"{SEED_MD} is not beside the repository; the excerpt is used alone")
+    assert words(SEED_EXCERPT) in words(SEED_MD), "tests/fixtures/seed-algorithm.md is stale"
+
+
+def seed_md_values() -> dict:
+    """The hyperparameters the seed states (tests/fixtures/seed-algorithm.md), from its text."""
+    text = words(SEED_EXCERPT)
 
     def number(pattern: str) -> float:
         match = re.search(pattern, text)
@@ -53,6 +64,16 @@ def test_seed_preset_is_the_seed_exactly():
     assert (cfg.std_mode, cfg.max_policy_lag, cfg.off_policy) == ("state", 0, "none")
     assert cfg.env_id == "Pendulum-v1"
     assert set(config.SEED_PRESET) >= set(want)
+
+
+def test_a_preset_is_applied_however_the_config_is_built():
+    seed = config.preset_config("seed")
+    assert TrainConfig(preset="seed") == seed, "built directly, the preset's values apply"
+    assert TrainConfig(preset="seed").actor_lr == config.SEED_PRESET["actor_lr"]
+    assert TrainConfig(preset="seed", gamma=0.5).std_mode == "state"
+    assert TrainConfig.from_json(seed.to_json()) == seed
+    assert set(config.DEFAULT_PRESET) == set(config.SEED_PRESET)
+    assert TrainConfig() == config.preset_config("default")
 
 
 def test_a_flag_or_variable_beats_the_preset():
