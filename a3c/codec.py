@@ -113,19 +113,28 @@ def rollout_from_proto(message: pb.Rollout, obs_dim: int, action_dim: int, t_max
     )
 
 
+ROLLOUT_FIELDS = ("states", "actions", "rewards", "next_state")  # as Batch's first fields
+
+
 def batch_to_proto(rollouts: Sequence[Rollout]) -> pb.RolloutBatch:
     """R rollouts as one RolloutBatch, padded to the longest (T = its steps)."""
     t = max(r.steps for r in rollouts)
-    batch = pad(rollouts, t)
+    with_log_probs = all(r.log_probs is not None for r in rollouts)
+    if len(rollouts) == 1:  # one environment: views, no copies
+        (r,) = rollouts
+        fields = [getattr(r, f)[None] for f in ROLLOUT_FIELDS]
+        log_probs = r.log_probs[None] if with_log_probs else None
+    else:
+        batch = pad(rollouts, t)
+        fields = [batch.states, batch.actions, batch.rewards, batch.next_states]
+        log_probs = batch.behaviour_log_probs if with_log_probs else None
+    states, actions, rewards, next_states = (to_tensor(f) for f in fields)
     message = pb.RolloutBatch(
-        states=to_tensor(batch.states),
-        actions=to_tensor(batch.actions),
-        rewards=to_tensor(batch.rewards),
-        next_states=to_tensor(batch.next_states),
+        states=states, actions=actions, rewards=rewards, next_states=next_states,
         terminated=[r.terminated for r in rollouts],
-    )
-    if all(r.log_probs is not None for r in rollouts):
-        message.behaviour_log_probs.CopyFrom(to_tensor(batch.behaviour_log_probs))
+    )  # fmt: skip
+    if log_probs is not None:
+        message.behaviour_log_probs.CopyFrom(to_tensor(log_probs))
     return message
 
 
@@ -158,8 +167,12 @@ def batch_from_proto(
         )
     next_states = from_tensor(message.next_states, (rows, obs_dim), "rollouts.next_states")
     mask = (np.arange(t_max)[None, :] < lengths[:, None]).astype(np.float32)
+    full = t == t_max and bool(np.all(lengths == t))  # the common case: nothing to pad
     padded = {}
     for name, value in fields.items():
+        if full:
+            padded[name] = value
+            continue
         out = np.zeros((rows, t_max, *value.shape[2:]), np.float32)
         out[:, :t] = value
         padded[name] = out * mask.reshape(mask.shape + (1,) * (out.ndim - 2))

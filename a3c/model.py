@@ -216,7 +216,9 @@ class NumpyPolicy:
 
     def mean_std_batch(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """obs [M, obs_dim] -> (mu, std), each [M, action_dim]: mu in env units, std clipped."""
-        mu_raw, std_raw = actor_forward(self._weights, obs.astype(np.float32), self._cfg.std_mode)
+        mu_raw, std_raw = actor_forward(
+            self._weights, np.asarray(obs, np.float32), self._cfg.std_mode
+        )
         mu = self._spec.action_center + self._spec.action_half_range * mu_raw
         return mu, np.clip(std_raw, self._cfg.std_min, self._cfg.std_max)
 

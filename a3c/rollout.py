@@ -137,19 +137,28 @@ class Collector:
     def collect(self) -> list[Piece]:
         """Steps every environment with an episode up to t_max times; one Piece each."""
         running = [k for k, lease in enumerate(self._lease) if lease is not None]
-        steps: dict[int, list] = {k: [] for k in running}  # k -> [(obs, action, reward, logp)]
+        taken = {k: ([], [], [], []) for k in running}  # k -> states, actions, rewards, logps
         terminated: dict[int, bool] = {}
         for _ in range(self.t_max):
             if not running:
                 break
             t0 = time.perf_counter()
-            actions, log_probs = self.policy.sample_batch(np.stack([self._obs[k] for k in running]))
+            obs = (
+                self._obs[running[0]][None]
+                if len(running) == 1
+                else np.stack([self._obs[k] for k in running])
+            )
+            actions, log_probs = self.policy.sample_batch(obs)
             t1 = time.perf_counter()
             still = []
             for i, k in enumerate(running):
-                obs, reward, term, trunc, _ = self.envs[k].step(actions[i])
-                steps[k].append((self._obs[k], actions[i], float(reward), log_probs[i]))
-                self._obs[k] = np.asarray(obs, np.float32).reshape(-1)
+                states, acts, rewards, logps = taken[k]
+                states.append(self._obs[k])
+                acts.append(actions[i])
+                logps.append(log_probs[i])
+                next_obs, reward, term, trunc, _ = self.envs[k].step(actions[i])
+                rewards.append(float(reward))
+                self._obs[k] = np.asarray(next_obs, np.float32).reshape(-1)
                 self._ret[k] += float(reward)
                 self._len[k] += 1
                 if term or trunc:
@@ -160,8 +169,7 @@ class Collector:
             self.env_seconds += time.perf_counter() - t1
             running = still
         pieces = []
-        for k, taken in steps.items():
-            states, acts, rewards, logps = zip(*taken)
+        for k, (states, acts, rewards, logps) in taken.items():
             end = k in terminated
             rollout = Rollout(
                 np.stack(states), np.stack(acts), np.asarray(rewards, np.float32),

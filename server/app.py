@@ -49,6 +49,7 @@ class App:
             )  # fmt: skip
         self.budget = Budget(tcfg.max_episodes, scfg.lease_timeout, completed=start.episodes)
         self.budget.on_reissue = self.metrics.leases_reissued.inc
+        self.metrics.leases_held.set_function(lambda: self.budget.held)
         self.registry = Registry()
         try:
             self.runlog = RunLog(

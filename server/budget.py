@@ -56,6 +56,12 @@ class Budget:
         return self._completed
 
     @property
+    def held(self) -> int:
+        """Leases out now: episodes being trained."""
+        with self._cond:
+            return len(self._leases)
+
+    @property
     def done(self) -> bool:
         return self._completed >= self.max_episodes
 

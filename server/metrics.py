@@ -118,6 +118,10 @@ class ServerMetrics:
             registry=r,
         )  # fmt: skip
         self.budget = Gauge("a3c_server_episode_budget", "Episodes to train in all.", registry=r)
+        self.leases_held = Gauge(
+            "a3c_server_leases_held", "Episode leases held now: episodes in progress.",
+            registry=r,
+        )  # fmt: skip
         self.leases_reissued = Counter(
             "a3c_server_leases_reissued_total",
             "Episode leases given to another worker after --lease-timeout seconds of silence.",

@@ -110,6 +110,12 @@ class Output(threading.Thread):
                 self._cond.wait(remaining)
 
     @property
+    def read(self) -> int:
+        """Lines read so far (for wait_for's `after`)."""
+        with self._cond:
+            return len(self._lines)
+
+    @property
     def text(self) -> str:
         """Everything read; all of it once the process has exited and join() returned."""
         with self._cond:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from lab import scrape
 from tests.conftest import ROOT, Output
 from tests.e2e.test_train import ENV, assert_weights_load, episodes, free_port
 
@@ -42,20 +43,39 @@ def popen(cmd):
     )
 
 
+def stop_holding_a_lease(victim, metrics_port: int, timeout: float = 60) -> None:
+    """SIGSTOPs victim, the only worker, at a moment it holds an episode lease (read from
+    the server's a3c_server_leases_held); it may sit between two episodes, holding none."""
+    deadline = time.monotonic() + timeout
+    while True:
+        victim.send_signal(signal.SIGSTOP)
+        if scrape.value(scrape.scrape(metrics_port), "a3c_server_leases_held") > 0:
+            return
+        victim.send_signal(signal.SIGCONT)
+        assert time.monotonic() < deadline, "the worker never held a lease"
+        time.sleep(0.01)
+
+
 @pytest.mark.parametrize("envs", [1, 3])
 def test_sigkill_a_worker_mid_episode(tmp_path, envs):
-    port, run_dir, budget = free_port(), tmp_path / "run", 12 * envs
-    server = popen(server_cmd(port, run_dir, budget, "--lease-timeout", "3"))
-    workers = [popen(worker_cmd(port, seed, envs)) for seed in range(3)]
+    port, metrics_port, run_dir, budget = free_port(), free_port(), tmp_path / "run", 12 * envs
+    server = popen(
+        server_cmd(port, run_dir, budget, "--lease-timeout", "3")
+        + ["--metrics-port", str(metrics_port)]
+    )  # fmt: skip
+    victim = popen(worker_cmd(port, 0, envs))
+    others = []
     try:
-        wait_for_episodes(run_dir, 3 * envs, [server, *workers])
-        workers[0].send_signal(signal.SIGKILL)
+        wait_for_episodes(run_dir, envs, [server, victim])
+        stop_holding_a_lease(victim, metrics_port)
+        victim.send_signal(signal.SIGKILL)
+        others = [popen(worker_cmd(port, seed, envs)) for seed in (1, 2)]
         out, _ = server.communicate(timeout=240)
         assert server.returncode == 0, out[-3000:]
-        for w in workers[1:]:
+        for w in others:
             assert w.wait(timeout=60) == 0
     finally:
-        for p in (server, *workers):
+        for p in (server, victim, *others):
             if p.poll() is None:
                 p.kill()
     assert episodes(run_dir) == list(range(1, budget + 1))
