@@ -12,10 +12,11 @@ EPISODES ?= 500
 SEED ?= 0
 ENV ?= Pendulum-v1
 IN_FLIGHT ?= 1
-ENVS ?= 1
+ENVS ?=
+PRESET ?=
 METRICS_PORT ?= 9100
 WORKER_METRICS_PORT ?= 9101
-RUN_DIR ?= runs/$(MODE)-n$(N)x$(ENVS)-s$(SEED)-$(shell date +%Y%m%d-%H%M%S)
+RUN_DIR ?= runs/$(MODE)-n$(N)$(if $(ENVS),x$(ENVS))$(if $(PRESET),-$(PRESET))-s$(SEED)-$(shell date +%Y%m%d-%H%M%S)
 
 PROM_PORT ?= 9090
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -51,15 +52,18 @@ train: $(STAMP)
 	$(BIN)/a3c-train --workers $(N) --mode $(MODE) --max-episodes $(EPISODES) \
 		--run-dir $(RUN_DIR) --seed $(SEED) --env-id $(ENV) \
 		--metrics-port $(METRICS_PORT) --worker-metrics-port $(WORKER_METRICS_PORT) \
-		--max-in-flight $(IN_FLIGHT) --num-envs $(ENVS) $(TRAIN_FLAGS)
+		--max-in-flight $(IN_FLIGHT) $(if $(ENVS),--num-envs $(ENVS)) \
+		$(if $(PRESET),--preset $(PRESET)) $(TRAIN_FLAGS)
 
 server: $(STAMP)
 	$(BIN)/a3c-server --port $(PORT) --max-episodes $(EPISODES) --run-dir $(RUN_DIR) \
-		--env-id $(ENV) --seed $(SEED) --metrics-port $(METRICS_PORT)
+		--env-id $(ENV) --seed $(SEED) --metrics-port $(METRICS_PORT) \
+		$(if $(PRESET),--preset $(PRESET))
 
 workers: $(STAMP)
 	$(BIN)/a3c-workers -n $(N) --server $(SERVER) --mode $(MODE) --seed $(SEED) \
-		--metrics-port $(WORKER_METRICS_PORT) --max-in-flight $(IN_FLIGHT) --num-envs $(ENVS)
+		--metrics-port $(WORKER_METRICS_PORT) --max-in-flight $(IN_FLIGHT) \
+		$(if $(ENVS),--num-envs $(ENVS))
 
 # Prometheus and promtool from the Debian package, installed when missing.
 prometheus:

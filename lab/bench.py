@@ -3,7 +3,8 @@
 Writes bench.json, bench.md and bench.png into --out and prints the tables. Every figure
 of one table comes from the same run of this command; compare ratios, not absolute
 numbers, across machines. Throughput is measured with the seed's hyperparameters
-(`--preset seed`); the learning runs of section 5 use the default preset.
+(`--preset seed`); section 5 races the fast preset (both modes, N=2) against the peer a
+user would pick instead, SB3 A2C with the RL Zoo settings (make bench-peers), per seed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 
 from a3c.tfimport import import_tensorflow
 from lab import scrape
-from lab.bench_report import learning_row, write_outputs
+from lab.bench_report import learning_row, peer_row, write_outputs
 from lab.echo import echo
 from lab.loadgen import wait_serving
 
@@ -349,20 +350,36 @@ def capacity(out: Path, mode: str, clients: list[int], batch: int, seconds: floa
     return results
 
 
-def learning(out: Path, mode: str, episodes: int, flags: list[str]) -> dict:
-    """Section 5: a real run of `episodes` at N=2; reused when already complete."""
-    run_dir = out / f"learn-{mode}{'-' + '-'.join(f.strip('-') for f in flags) if flags else ''}"
+def learning(out: Path, mode: str, seed: int, episodes: int) -> dict:
+    """Section 5: a real run of the fast preset, N=2, `episodes`; reused when complete."""
+    run_dir = out / f"learn-fast-{mode}-s{seed}"
     returns = run_dir / "returns.csv"
     complete = returns.exists() and len(returns.read_text().splitlines()) == episodes + 1
     if not complete:
         start = time.monotonic()
         subprocess.run(
             [sys.executable, "-m", "lab.train", "-n", "2", "--mode", mode, "--run-dir",
-             str(run_dir), "--max-episodes", str(episodes), *flags],
+             str(run_dir), "--max-episodes", str(episodes), "--preset", "fast",
+             "--seed", str(seed)],
             check=True, stdout=subprocess.DEVNULL,
         )  # fmt: skip
         (run_dir / "wall_seconds").write_text(f"{time.monotonic() - start:.1f}\n")
-    return learning_row(run_dir, mode, flags)
+    return learning_row(run_dir, f"fast preset, {mode} mode", seed)
+
+
+def peer_learning(out: Path, seed: int, budget: int) -> dict | None:
+    """Section 5: the peer on its own schedule, stopped at a 20-episode mean of -200 or at
+    `budget` env steps; None when it is not installed."""
+    if not PEER_PYTHON.exists():
+        return None
+    path = out / f"peer-learn-s{seed}.json"
+    script = Path(__file__).with_name("peer_sb3.py")
+    subprocess.run(
+        [str(PEER_PYTHON), str(script), "--seed", str(seed), "--steps", str(budget),
+         "--stop-at", "-200", "--t0", f"{time.time():.6f}", "--out", str(path)],
+        check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return peer_row(json.loads(path.read_text()), seed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -385,10 +402,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--batch-clients", type=int, default=16, help="K for the batching test")
     parser.add_argument("--seconds", type=float, default=8.0, help="measuring window")
-    parser.add_argument("--learning-episodes", type=int, default=500, help="0: skip section 5")
-    parser.add_argument("--best", default="--max-in-flight 2",
-                        help="section 5: data mode again with these lab.train flags "
-                        "('' to skip) [--max-in-flight 2]")  # fmt: skip
+    parser.add_argument(
+        "--learning-episodes",
+        type=int,
+        default=500,
+        help="section 5: episodes of each run of ours (0: skip section 5)",
+    )
+    parser.add_argument("--learning-seeds", type=int, default=5, help="section 5: seeds")
+    parser.add_argument(
+        "--peer-budget",
+        type=int,
+        default=1_000_000,
+        help="section 5: the peer's env steps at most (its zoo schedule)",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     recorded = args.out / "recorded.npz"
@@ -413,11 +439,15 @@ def main(argv: list[str] | None = None) -> int:
         results["capacity"][mode] = per_batch
     results["learning"] = []
     if args.learning_episodes:
-        for mode in args.modes:
-            results["learning"].append(learning(args.out, mode, args.learning_episodes, []))
-        if args.best.split() and "data" in args.modes:
-            best = learning(args.out, "data", args.learning_episodes, args.best.split())
-            results["learning"].append(best)
+        print("time to a good return", flush=True)
+        for seed in range(args.learning_seeds):
+            for mode in args.modes:
+                results["learning"].append(learning(args.out, mode, seed, args.learning_episodes))
+            peer_result = peer_learning(args.out, seed, args.peer_budget)
+            if peer_result:
+                results["learning"].append(peer_result)
+            done = ", ".join(f"{x['who']}: {x['seconds_200']}" for x in results["learning"][-3:])
+            print(f"  seed {seed}: seconds to -200: {done}", flush=True)
     print(write_outputs(results, args.out), end="")
     return 0
 

@@ -8,28 +8,48 @@ from pathlib import Path
 
 import numpy as np
 
-from lab.runs import read_returns
+from lab.runs import first_reach, read_returns
 
 REFERENCE_STEPS_S = 36.0  # the seed's reference code, N=2, on a 2-core machine
 
 
-def learning_row(run_dir: Path, mode: str, flags: list[str]) -> dict:
-    """Time to a good return, and throughput, of one finished training run."""
-    returns = read_returns(run_dir)
-    values = np.asarray(returns.ret, float)
-    seconds = np.asarray(returns.seconds, float)
-    mean20 = np.convolve(values, np.ones(20) / 20, "valid") if len(values) >= 20 else values
-    row = {"mode": mode, "settings": " ".join(flags) or "defaults", "episodes": len(values)}
+def reach_row(values, seconds, steps, wall_seconds: float) -> dict:
+    """Seconds, episodes and env steps to the first 20-episode mean >= -400 and >= -200
+    (None: never), the mean of the last 50 episodes, throughput and wall time of one run.
+    values, seconds (since its first trained step), steps: per finished episode."""
+    values, seconds, steps = (np.asarray(x, float) for x in (values, seconds, steps))
+    row = {"episodes": len(values), "wall_seconds": wall_seconds}
     for threshold in (-400, -200):
-        hit = np.nonzero(mean20 >= threshold)[0]
-        idx = int(hit[0]) + min(20, len(values)) - 1 if len(hit) else None
-        row[f"episode_{-threshold}"] = None if idx is None else idx + 1
-        row[f"seconds_{-threshold}"] = None if idx is None else float(seconds[idx])
-    row["env_steps_s"] = float(returns.env_steps[-1] / max(seconds[-1], 1e-9))
-    wall = run_dir / "wall_seconds"
-    row["wall_seconds"] = float(wall.read_text()) if wall.exists() else float(seconds[-1])
-    row["last20"] = float(values[-20:].mean())
+        i = first_reach(values, threshold)
+        row[f"episode_{-threshold}"] = None if i is None else i + 1
+        row[f"seconds_{-threshold}"] = None if i is None else float(seconds[i])
+        row[f"steps_{-threshold}"] = None if i is None else int(steps[i])
+    row["last50"] = float(values[-50:].mean())
+    row["seconds"] = float(seconds[-1])
+    row["env_steps_s"] = float(steps[-1] / max(seconds[-1], 1e-9))
     return row
+
+
+def learning_row(run_dir: Path, who: str, seed: int) -> dict:
+    """reach_row of one finished training run of ours."""
+    returns = read_returns(run_dir)
+    wall = run_dir / "wall_seconds"
+    wall_s = float(wall.read_text()) if wall.exists() else float(returns.seconds[-1])
+    row = reach_row(returns.ret, returns.seconds, returns.env_steps, wall_s)
+    return {"who": who, "seed": seed, **row}
+
+
+def peer_row(result: dict, seed: int) -> dict:
+    """reach_row of one run of the SB3 A2C peer (lab/peer_sb3.py's JSON)."""
+    steps, seconds, values = zip(*result["episodes"])
+    row = reach_row(values, seconds, steps, result["wall_seconds"])
+    row["seconds"] = result["learn_seconds"]  # what "never" costs it: its whole run
+    return {"who": "SB3 A2C (RL Zoo)", "seed": seed, **row}
+
+
+def median_seconds(rows: list[dict], key: str) -> float:
+    """Median over seeds of rows[key], a run that never got there counting its seconds."""
+    return float(np.median([r[key] if r[key] is not None else r["seconds"] for r in rows]))
 
 
 def fmt(x, digits: int = 0) -> str:
@@ -104,19 +124,39 @@ def tables(r: dict) -> str:
                     fmt(v["utilisation"], 2), fmt(v["queue_wait_p99_ms"], 1),
                     fmt(v["env_steps_s"] / limit, 2) if limit else "-", fmt(v["server_rss_mb"]),
                 ))  # fmt: skip
-    if r.get("learning"):
-        lines += ["", "## 5. Time to a good return (N=2)", "",
-                  row("mode", "settings", "episodes", "20-ep mean >= -400: episode / s",
-                      ">= -200: episode / s", "last-20 mean", "env steps/s", "wall s"),
-                  row(*["---"] * 8)]  # fmt: skip
-        for x in r["learning"]:
-            lines.append(row(
-                x["mode"], x["settings"], x["episodes"],
-                pair(x["episode_400"], x["seconds_400"], 0),
-                pair(x["episode_200"], x["seconds_200"], 0), fmt(x["last20"]),
-                fmt(x["env_steps_s"]), fmt(x["wall_seconds"]),
-            ))  # fmt: skip
+    lines += learning_table(r)
     return "\n".join(lines) + "\n"
+
+
+def learning_table(r: dict) -> list[str]:
+    """Time to a good return: each run, then per program the medians over its seeds."""
+    if not r.get("learning"):
+        return []
+    lines = ["", "## 5. Time to a good return (N=2 workers; the peer in one process)", "",
+             row("program", "seed", "s to 20-ep mean >= -400", "s to >= -200",
+                 "env steps to >= -400", "env steps to >= -200", "episodes",
+                 "last-50 mean", "env steps/s", "wall s (with start-up)"),
+             row(*["---"] * 10)]  # fmt: skip
+    by_who: dict[str, list[dict]] = {}
+    for x in r["learning"]:
+        by_who.setdefault(x["who"], []).append(x)
+        lines.append(row(
+            x["who"], x["seed"], fmt(x["seconds_400"], 1), fmt(x["seconds_200"], 1),
+            fmt(x["steps_400"]), fmt(x["steps_200"]), x["episodes"], fmt(x["last50"]),
+            fmt(x["env_steps_s"]), fmt(x["wall_seconds"], 1),
+        ))  # fmt: skip
+    lines += ["", row("program", "seeds", "reached -200", "median s to -200 (never: the run's s)",
+                      "median env steps to -200", "median wall s"),
+              row(*["---"] * 6)]  # fmt: skip
+    for who, runs in by_who.items():
+        reached = [x["steps_200"] for x in runs if x["steps_200"] is not None]
+        lines.append(row(
+            who, len(runs), f"{len(reached)}/{len(runs)}",
+            fmt(median_seconds(runs, "seconds_200"), 1),
+            fmt(float(np.median(reached)) if reached else None),
+            fmt(float(np.median([x["wall_seconds"] for x in runs])), 1),
+        ))  # fmt: skip
+    return lines
 
 
 def vectorized_table(r: dict) -> list[str]:

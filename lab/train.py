@@ -31,7 +31,8 @@ def record_workers(run_dir: Path, args: argparse.Namespace) -> None:
     path = run_dir / "config.json"
     config = json.loads(path.read_text())
     config["workers"] = {
-        "count": args.workers, "mode": args.mode, "num_envs": args.num_envs,
+        "count": args.workers, "mode": args.mode,
+        "num_envs": args.num_envs or config["train"]["num_envs"],
         "max_in_flight": args.max_in_flight,
     }  # fmt: skip
     path.write_text(json.dumps(config, indent=2) + "\n")
@@ -55,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--num-envs",
         type=int,
-        default=1,
-        help="environments each worker steps, with one push for all of them per t_max steps",
+        default=0,
+        help="environments each worker steps, with one push for all of them per t_max steps "
+        "(0: the preset's num_envs)",
     )
     parser.add_argument(
         "--worker-metrics-port",

@@ -221,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     server.stop(grace=3.0).wait()
     app.close()
     seconds = app.runlog.seconds
+    if app.runlog.best is not None:
+        mean, episode, at = app.runlog.best
+        log.info(
+            "role=server best 20-episode mean return %.1f, at episode %d, %.1fs into training",
+            mean, episode, at,
+        )  # fmt: skip
     log.info(
         "role=server stopped: %d/%d episodes trained, %d env steps in %.1fs (%.0f env steps/s),"
         " version %d",

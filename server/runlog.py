@@ -42,6 +42,8 @@ class RunLog:
             (float(row[2]) for row in kept), maxlen=window
         )
         self.env_steps = env_steps
+        # The best full-window mean so far: (mean, episode, seconds), for the last log line.
+        self.best: tuple[float, int, float] | None = None
 
     @staticmethod
     def _read_rows(path: Path) -> list[list[str]]:
@@ -68,6 +70,10 @@ class RunLog:
     def episode(self, episode: int, worker: str, ret: float, length: int, version: int) -> None:
         with self._lock:
             self._recent.append(ret)
+            if len(self._recent) == self._recent.maxlen:
+                mean = sum(self._recent) / len(self._recent)
+                if self.best is None or mean > self.best[0]:
+                    self.best = (mean, episode, self.seconds)
             row = (episode, worker, f"{ret:.3f}", length, version, self.env_steps)
             self._csv.writerow((*row, f"{self.seconds:.3f}"))
             self._file.flush()

@@ -104,7 +104,10 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         if len(request.worker_id) > 128:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "worker_id longer than 128 characters")
         info = self._registry.add(
-            request.name, MODES[request.mode], request.worker_id, max(1, request.num_envs)
+            request.name,
+            MODES[request.mode],
+            request.worker_id,
+            request.num_envs or self._cfg.num_envs,
         )
         return pb.ConnectReply(
             worker_id=info.worker_id,

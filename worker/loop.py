@@ -59,7 +59,8 @@ class Session:
         self.worker_id = reply.worker_id
         self.incarnation = reply.incarnation
         self.cfg = TrainConfig.from_json(reply.config_json)
-        self.envs = envs or [make_env(self.cfg.env_id) for _ in range(wcfg.num_envs)]
+        self.num_envs = wcfg.num_envs or self.cfg.num_envs  # 0: as the server's preset says
+        self.envs = envs or [make_env(self.cfg.env_id) for _ in range(self.num_envs)]
         self.spec = env_spec(self.envs[0], self.cfg.env_id)
         self.shapes = weight_shapes(self.spec, self.cfg)
         self.policy = NumpyPolicy(self.spec, self.cfg, rng)
@@ -242,7 +243,6 @@ def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> in
     backoff = Backoff()
     rng = np.random.default_rng(wcfg.seed)
     collector: Collector | None = None
-    metrics.envs.set(wcfg.num_envs)
     failing_since: float | None = None  # start of the current run of failures
     log.info("role=worker id=%s connecting to %s", worker_id, wcfg.server)
     try:
@@ -259,7 +259,8 @@ def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> in
                     collector.envs if collector else None,
                 )  # fmt: skip
                 if collector is None:
-                    seeds = env_seeds(wcfg.seed, wcfg.num_envs)
+                    seeds = env_seeds(wcfg.seed, session.num_envs)
+                    metrics.envs.set(session.num_envs)
                     collector = Collector(session.envs, session.policy, session.cfg.t_max, seeds)
                 # A new session starts every episode over: its first lease request (holding
                 # none) gives back what this worker held.
@@ -267,7 +268,7 @@ def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> in
                 collector.drop(collector.leases)
                 log.info(
                     "role=worker id=%s connected to %s mode=%s envs=%d",
-                    worker_id, wcfg.server, wcfg.mode, wcfg.num_envs,
+                    worker_id, wcfg.server, wcfg.mode, len(collector.envs),
                 )  # fmt: skip
                 try:
                     session.pull()

@@ -14,7 +14,8 @@ NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
 def test_make_bench_tiny(tmp_path):
     flags = (
         "--modes data --workers 1 --in-flight 1 2 --vec-workers 1 --vec-envs 1 4 --clients 2 "
-        "--batches 1 2 --batch-clients 2 --seconds 2 --learning-episodes 2 --peer-steps 2000"
+        "--batches 1 2 --batch-clients 2 --seconds 2 --learning-episodes 2 --learning-seeds 1 "
+        "--peer-steps 2000 --peer-budget 2000"
     )
     done = subprocess.run(
         ["make", "bench", f"OUT={tmp_path}", f"BENCH_FLAGS={flags}"],
@@ -31,18 +32,19 @@ def test_make_bench_tiny(tmp_path):
         line for line in (tmp_path / "bench.md").read_text().splitlines()
         if line.startswith("| ") and not line.startswith("| ---")
     ]  # fmt: skip
-    headers = {"what", "mode", "SB3 A2C (peer)"}
+    headers = {"what", "mode", "program", "SB3 A2C (peer)"}
     body = [r for r in rows if r.split("|")[1].strip() not in headers]
-    # limits, e2e (K = 1, 2), vectorized (M = 1, 4), capacity (B = 1, 2), learning
-    # (defaults, best settings)
-    assert len(body) == 10 + 2 + 2 + 2 + 2
+    # limits, e2e (K = 1, 2), vectorized (M = 1, 4), capacity (B = 1, 2), time to a good
+    # return (fast data and the peer; their medians)
+    runs = 2 if peer else 1
+    assert len(body) == 10 + 2 + 2 + 2 + 2 * runs
     text = (tmp_path / "bench.md").read_text()
     assert ("| SB3 A2C (peer) | 1 x 8 |" in text) == peer
     assert ("Peer not installed" in text) != peer
     for line in body:
         cells = [c.strip() for c in line.strip("|").split("|")]
         for cell in cells[1:]:
-            if cell in ("data", "defaults") or cell.startswith("--"):
+            if cell in ("data",) or cell.startswith(("fast preset", "SB3 A2C")):
                 continue
             words = r"updates|env steps|round trips|ms|[()/]|(?<=\d)x(?=\d)"
             tokens = re.sub(words, " ", cell).split()

@@ -84,7 +84,7 @@ def test_a_flag_or_variable_beats_the_preset():
     (default,) = config.parse([TrainConfig], [], "x", {})
     assert default == TrainConfig()
     with pytest.raises(SystemExit, match="preset"):
-        config.parse([TrainConfig], ["--preset", "fast"], "x", {})
+        config.parse([TrainConfig], ["--preset", "turbo"], "x", {})
     with pytest.raises(SystemExit, match="std_mode"):
         config.parse([TrainConfig], ["--std-mode", "wide"], "x", {})
 
@@ -123,16 +123,18 @@ def test_json_round_trip_and_unknown_fields_refused():
         TrainConfig.from_json('{"no_such_field": 1}')
 
 
-def test_the_readme_tuning_table_states_both_presets():
-    """README's Tuning table lists every preset field with its seed and default values."""
+def test_the_readme_tuning_table_states_every_preset():
+    """README's Tuning table lists every preset field with its seed, default and fast
+    values."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("\n## Tuning", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\| `--([a-z-]+)` \| ([^|]+) \| ([^|]+) \|", section, re.M)
+    rows = re.findall(r"^\| `--([a-z-]+)` \| ([^|]+) \| ([^|]+) \| ([^|]+) \|", section, re.M)
     types = typing.get_type_hints(TrainConfig)
     listed = {}
-    for flag, seed_value, default_value in rows:
+    for flag, *values in rows:
         name = flag.replace("-", "_")
         convert = functools.partial(config._convert, types[name])
-        listed[name] = (convert(seed_value.strip(" `")), convert(default_value.strip(" `")))
-    want = {k: (v, getattr(TrainConfig(), k)) for k, v in config.SEED_PRESET.items()}
+        listed[name] = tuple(convert(v.strip(" `")) for v in values)
+    presets = ("seed", "default", "fast")
+    want = {k: tuple(config.PRESETS[p][k] for p in presets) for k in config.SEED_PRESET}
     assert listed == want
