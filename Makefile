@@ -101,11 +101,12 @@ plot: $(STAMP)
 	@test -n "$(call given,RUN_DIR)" || { echo "make plot: set RUN_DIR=runs/NAME" >&2; exit 2; }
 	$(BIN)/a3c-plot $(RUN_DIR) --x $(X) $(if $(OUT),--out $(OUT))
 
-# PRESETS="seed default" runs every mode with each hyperparameter preset.
+# PRESETS="seed default fast" runs every mode with each hyperparameter preset; ENVS=M sets
+# the environments per worker (else each preset's own).
 compare: $(STAMP)
 	$(BIN)/a3c-compare --modes $(MODES) --seeds $(SEEDS) --episodes $(EPISODES) --workers $(N) \
 		--env-id $(ENV) --out $(or $(OUT),runs/compare-$(shell date +%Y%m%d-%H%M%S)) \
-		$(if $(PRESETS),--presets $(PRESETS)) $(TRAIN_FLAGS)
+		$(if $(PRESETS),--presets $(PRESETS)) $(if $(ENVS),--num-envs $(ENVS)) $(TRAIN_FLAGS)
 
 # The benchmark (about 15 minutes with the defaults); BENCH_FLAGS e.g. "--learning-episodes 0".
 bench: $(STAMP)

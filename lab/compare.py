@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0..SEEDS-1 per mode [3]")
     parser.add_argument("--episodes", type=int, default=500, help="episode budget per run")
     parser.add_argument("-n", "--workers", type=int, default=2, help="workers per run [2]")
+    parser.add_argument("--num-envs", type=int, default=0,
+                        help="environments per worker (0: each preset's own) [0]")  # fmt: skip
     parser.add_argument("--env-id", default=os.environ.get("A3C_ENV_ID", "Pendulum-v1"))
     parser.add_argument("--thresholds", type=float, nargs="+", default=[-400.0, -200.0],
                         help="returns whose first reach is reported [-400 -200]")  # fmt: skip
@@ -63,7 +65,8 @@ def train(run_dir: Path, mode: str, seed: int, args: argparse.Namespace, extra: 
     """Runs lab.train for one mode and seed to the end of the budget; its exit code."""
     cmd = [sys.executable, "-m", "lab.train", "-n", str(args.workers), "--mode", mode,
            "--seed", str(seed), "--run-dir", str(run_dir),
-           "--max-episodes", str(args.episodes), "--env-id", args.env_id, *extra]  # fmt: skip
+           "--max-episodes", str(args.episodes), "--env-id", args.env_id,
+           "--num-envs", str(args.num_envs), *extra]  # fmt: skip
     proc = subprocess.Popen(cmd)
     try:
         return proc.wait()
