@@ -232,6 +232,22 @@ def stop(procs: list[subprocess.Popen]) -> None:
             p.kill()
 
 
+def measure_workers(server: Server, mode: str, n: int, flags: list[str], warm: int,
+                    seconds: float) -> dict:  # fmt: skip
+    """N real workers (worker.launcher with flags) against server: measured over `seconds`
+    once `warm` more env steps are trained (every worker imported, traced and pushing)."""
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "worker.launcher", "-n", str(n), "--server", server.address,
+         "--mode", mode, "--seed", str(n), *flags],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        server.wait_steps(warm)
+        return server.window(seconds, mode, children(launcher.pid))
+    finally:
+        stop([launcher])
+
+
 def end_to_end(
     out: Path, mode: str, counts: list[int], in_flight: list[int], seconds: float
 ) -> dict:
@@ -242,18 +258,9 @@ def end_to_end(
     try:
         for k in in_flight:
             for n in counts:
-                launcher = subprocess.Popen(
-                    [sys.executable, "-m", "worker.launcher", "-n", str(n), "--server",
-                     server.address, "--mode", mode, "--seed", str(n),
-                     "--max-in-flight", str(k)],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )  # fmt: skip
                 key = str(n) if k == 1 else f"{n}/{k}"
-                try:
-                    server.wait_steps(200 * n)  # every worker imported, traced and pushing
-                    results[key] = server.window(seconds, mode, children(launcher.pid))
-                finally:
-                    stop([launcher])
+                flags = ["--max-in-flight", str(k)]
+                results[key] = measure_workers(server, mode, n, flags, 200 * n, seconds)
                 rate = results[key]["env_steps_s"]
                 print(f"  e2e {mode} N={n} in flight {k}: {rate:.0f} env steps/s", flush=True)
     finally:
@@ -262,24 +269,16 @@ def end_to_end(
 
 
 def vectorized(out: Path, mode: str, counts: list[int], envs: list[int], seconds: float) -> dict:
-    """Vectorized workers: N workers of M environments each, one server per mode, measured
-    after warm-up. Keys "NxM"."""
+    """Section 2b: N workers of M environments each, one server per mode, measured after
+    warm-up. Keys "NxM"."""
     server = Server(out / f"vec-{mode}")
     results = {}
     try:
         for m in envs:
             for n in counts:
-                launcher = subprocess.Popen(
-                    [sys.executable, "-m", "worker.launcher", "-n", str(n), "--server",
-                     server.address, "--mode", mode, "--seed", str(n), "--num-envs", str(m)],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                )  # fmt: skip
-                key = f"{n}x{m}"
-                try:  # every worker imported, traced and pushing
-                    server.wait_steps(max(200 * n, 16 * n * m))
-                    results[key] = server.window(seconds, mode, children(launcher.pid))
-                finally:
-                    stop([launcher])
+                key, warm = f"{n}x{m}", max(200 * n, 16 * n * m)
+                flags = ["--num-envs", str(m)]
+                results[key] = measure_workers(server, mode, n, flags, warm, seconds)
                 rate = results[key]["env_steps_s"]
                 print(f"  vectorized {mode} N={n} M={m}: {rate:.0f} env steps/s", flush=True)
     finally:

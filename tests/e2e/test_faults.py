@@ -91,22 +91,28 @@ def test_sigkill_the_server_and_start_it_again(tmp_path, envs):
         [sys.executable, "-m", "worker.launcher", "-n", "2", "--server", f"127.0.0.1:{port}",
          "--mode", "data", "--connect-timeout", "120", "--num-envs", str(envs)]
     )  # fmt: skip
-    said = Output(workers)
+    said, second = Output(workers), None
     try:
         wait_for_episodes(run_dir, 5, [first, workers])
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
         trained_before_kill = len(episodes(run_dir))
         said.wait_for("push failed", "lost the server", timeout=60)  # they found it gone
-        second = popen(server_cmd(port, run_dir, budget, "--checkpoint-every", "2"))
-        out, _ = second.communicate(timeout=240)
+        # The new server stays up once the budget is spent: a worker still in its reconnect
+        # backoff when the rest of the budget is done is told when it connects.
+        second = popen(
+            server_cmd(port, run_dir, budget, "--checkpoint-every", "2")
+            + ["--exit-when-done", "false"]
+        )  # fmt: skip
+        assert workers.wait(timeout=240) == 0, said.text[-3000:]
+        second.send_signal(signal.SIGTERM)
+        out, _ = second.communicate(timeout=60)
         assert second.returncode == 0, out[-3000:]
-        assert workers.wait(timeout=60) == 0, said.text[-3000:]
         said.join(timeout=10)
         worker_out = said.text
     finally:
-        for p in (first, workers):
-            if p.poll() is None:
+        for p in (first, workers, second):
+            if p is not None and p.poll() is None:
                 p.kill()
     assert "resumed from" in out
     assert trained_before_kill >= 5
