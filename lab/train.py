@@ -26,6 +26,26 @@ def wait_for_port(path: Path, server: subprocess.Popen, timeout: float = 120.0) 
     return None
 
 
+def wait_for_serving(port: int, server: subprocess.Popen, timeout: float = 300.0) -> bool:
+    """Until the server's health service says SERVING (its port opens while TensorFlow is
+    still loading): workers started then connect at once instead of backing off."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return True
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    return False
+
+
 def record_workers(run_dir: Path, args: argparse.Namespace) -> None:
     """Adds the workers' settings to the server's config.json (a "workers" section)."""
     path = run_dir / "config.json"
@@ -77,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
          "--metrics-port", str(args.metrics_port), *server_args]
     )  # fmt: skip
     port = wait_for_port(port_file, server)
-    if port is None:
+    if port is None or not wait_for_serving(port, server):
         server.terminate()
         return server.wait() or 1
     record_workers(run_dir, args)

@@ -202,15 +202,15 @@ def test_data_mode_2_workers_300_episodes_default_preset_learns(tmp_path, seed):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
-def test_fast_preset_data_mode_2_workers_300_episodes_beats_the_seed_preset_at_8_envs(
+def test_fast_preset_data_mode_2_workers_500_episodes_beats_the_seed_preset_at_8_envs(
     tmp_path, seed
 ):
-    """make train PRESET=fast (8 environments per worker), data mode, 300 episodes, one
-    seed per test: the mean return of episodes 201-300 clears a bar that no run of the
+    """make train PRESET=fast (8 environments per worker), data mode, 500 episodes, one
+    seed per test: the mean return of episodes 401-500 clears a bar that no run of the
     seed preset with as many environments per worker reached, in seconds."""
     run_dir = tmp_path / f"fast-s{seed}"
     done = subprocess.run(
-        ["make", "train", "PRESET=fast", "N=2", "MODE=data", "EPISODES=300", f"SEED={seed}",
+        ["make", "train", "PRESET=fast", "N=2", "MODE=data", "EPISODES=500", f"SEED={seed}",
          f"RUN_DIR={run_dir}", "METRICS_PORT=0", "WORKER_METRICS_PORT=0"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
@@ -218,12 +218,13 @@ def test_fast_preset_data_mode_2_workers_300_episodes_beats_the_seed_preset_at_8
     assert done.stdout.count("envs=8") == 2, "the preset sets the environments per worker"
     assert "best 20-episode mean return" in done.stdout
     returns = np.array([float(r["return"]) for r in rows(run_dir)])
-    assert len(returns) == 300
-    # Mean return of episodes 201-300, measured with this test's command: the fast preset
-    # -419 to -261 (seeds 0-4); the seed preset with the same 8 environments per worker
-    # (PRESET=seed ENVS=8) -1,030 to -1,018 (seeds 0-2): it does not learn in 300 episodes.
-    late = returns[200:].mean()
-    assert late > -650, f"mean return of episodes 201-300: {late:.0f}"
+    assert len(returns) == 500
+    # Mean return of episodes 401-500, measured with this command: the fast preset -330 to
+    # -205 (10 runs, seeds 0-4 twice); the seed preset with the same 8 environments per
+    # worker (PRESET=seed ENVS=8) -886 to -806 (seeds 0-2). Over episodes 201-300 the fast
+    # preset's runs spread too widely (-652 to -261) for a bar per seed.
+    late = returns[400:].mean()
+    assert late > -550, f"mean return of episodes 401-500: {late:.0f}"
 
 
 def test_pipelined_pushes_train_exactly_the_budget(tmp_path):
