@@ -7,6 +7,7 @@ timeout: workers notice, back off, reconnect, and the budget is still trained ex
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -21,7 +22,9 @@ from worker.client import KEEPALIVE_OPTIONS
 KEEPALIVE_S = sum(v for k, v in KEEPALIVE_OPTIONS if k.startswith("grpc.keepalive_t")) / 1000
 
 SERVER_IP, WORKER_IP = "10.213.7.1", "10.213.7.2"
-BUDGET = 30
+# Long enough (about 10 s of training here) that a worker still in its connect backoff
+# (at most 5 s) joins before the budget is spent.
+BUDGET = 150
 
 
 def sh(*args: str) -> None:
@@ -74,7 +77,8 @@ def test_workers_in_another_namespace_survive_a_cut_link(two_hosts, tmp_path, en
     server = subprocess.Popen(
         ["ip", "netns", "exec", ps, sys.executable, "-m", "server", "--host", SERVER_IP,
          "--port", "50051", "--metrics-port", "0", "--max-episodes", str(BUDGET * envs),
-         "--lease-timeout", "5", "--run-dir", str(run_dir), "--progress", "false"],
+         "--lease-timeout", "5", "--run-dir", str(run_dir), "--progress", "false",
+         "--exit-when-done", "false"],
         cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     workers = subprocess.Popen(
@@ -101,8 +105,10 @@ def test_workers_in_another_namespace_survive_a_cut_link(two_hosts, tmp_path, en
         said.wait_for(*notice, timeout=KEEPALIVE_S + 10, after=first)
         assert len(episodes(run_dir)) == cut_at, "nothing crosses a cut link"
         sh("ip", "-n", wk, "link", "set", wk_if, "up")
-        assert server.wait(timeout=240) == 0
-        assert workers.wait(timeout=60) == 0, said.text[-3000:]
+        # The server stays up once the budget is spent, so that no worker finds it gone.
+        assert workers.wait(timeout=240) == 0, said.text[-3000:]
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
         said.join(timeout=10)
         out = said.text
     finally:
