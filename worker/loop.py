@@ -77,7 +77,6 @@ class Session:
         self.backoff = Backoff()
         self.pending: collections.deque = collections.deque()  # pushes sent, not answered
         self.lost: set[int] = set()  # leases the server said are lost, not yet dropped
-        self.ended: list[Piece] = []  # episode ends sent, not yet answered
 
     def take_weights(self, message: pb.WeightSet) -> None:
         actor_shapes, critic_shapes = self.shapes
