@@ -11,12 +11,13 @@ MODE ?= gradient
 EPISODES ?= 500
 SEED ?= 0
 ENV ?= Pendulum-v1
+ENV_KWARGS ?=
 IN_FLIGHT ?= 1
 ENVS ?=
 PRESET ?=
 METRICS_PORT ?= 9100
 WORKER_METRICS_PORT ?= 9101
-RUN_DIR ?= runs/$(MODE)-n$(N)$(if $(ENVS),x$(ENVS))$(if $(PRESET),-$(PRESET))-s$(SEED)-$(shell date +%Y%m%d-%H%M%S)
+RUN_DIR ?= runs/$(if $(filter-out Pendulum-v1,$(ENV)),$(ENV)-)$(MODE)-n$(N)$(if $(ENVS),x$(ENVS))$(if $(PRESET),-$(PRESET))-s$(SEED)-$(shell date +%Y%m%d-%H%M%S)
 
 PROM_PORT ?= 9090
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -25,7 +26,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: $(STAMP)
 
-# The pins and hashes of requirements.lock (runtime and dev extra), then the project itself.
+# The pins and hashes of requirements.lock (runtime, envs and dev extras), then the project.
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -40,7 +41,7 @@ LOCK_TOOL ?= uv==0.13.8
 lock:
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && $(PY) -m venv "$$tmp" && \
 	"$$tmp/bin/python" -m pip install -q $(LOCK_TOOL) && \
-	"$$tmp/bin/uv" pip compile pyproject.toml --extra dev --python-version 3.11 \
+	"$$tmp/bin/uv" pip compile pyproject.toml --extra envs --extra dev --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --generate-hashes \
 		--custom-compile-command "make lock" --quiet -o requirements.lock $(LOCK_FLAGS)
 
@@ -53,12 +54,13 @@ train: $(STAMP)
 		--run-dir $(RUN_DIR) --seed $(SEED) --env-id $(ENV) \
 		--metrics-port $(METRICS_PORT) --worker-metrics-port $(WORKER_METRICS_PORT) \
 		--max-in-flight $(IN_FLIGHT) $(if $(ENVS),--num-envs $(ENVS)) \
+		$(if $(ENV_KWARGS),--env-kwargs $(ENV_KWARGS)) \
 		$(if $(PRESET),--preset $(PRESET)) $(TRAIN_FLAGS)
 
 server: $(STAMP)
 	$(BIN)/a3c-server --port $(PORT) --max-episodes $(EPISODES) --run-dir $(RUN_DIR) \
 		--env-id $(ENV) --seed $(SEED) --metrics-port $(METRICS_PORT) \
-		$(if $(PRESET),--preset $(PRESET))
+		$(if $(ENV_KWARGS),--env-kwargs $(ENV_KWARGS)) $(if $(PRESET),--preset $(PRESET))
 
 workers: $(STAMP)
 	$(BIN)/a3c-workers -n $(N) --server $(SERVER) --mode $(MODE) --seed $(SEED) \
@@ -105,7 +107,7 @@ plot: $(STAMP)
 # the environments per worker (else each preset's own).
 compare: $(STAMP)
 	$(BIN)/a3c-compare --modes $(MODES) --seeds $(SEEDS) --episodes $(EPISODES) --workers $(N) \
-		--env-id $(ENV) --out $(or $(OUT),runs/compare-$(shell date +%Y%m%d-%H%M%S)) \
+		--env-id $(ENV) $(if $(ENV_KWARGS),--env-kwargs $(ENV_KWARGS)) --out $(or $(OUT),runs/compare-$(shell date +%Y%m%d-%H%M%S)) \
 		$(if $(PRESETS),--presets $(PRESETS)) $(if $(ENVS),--num-envs $(ENVS)) $(TRAIN_FLAGS)
 
 # The benchmark (about 15 minutes with the defaults); BENCH_FLAGS e.g. "--learning-episodes 0".

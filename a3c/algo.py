@@ -1,10 +1,10 @@
 """The A3C math, in TensorFlow, shared by the server (data mode) and gradient-mode workers.
 
-Pure functions, top to bottom: n-step targets, V-trace, the Gaussian log-density and
-entropy, the losses and their gradients. The same rollout and the same weights give the
-same gradients on either side, because both call `compute_gradients` here (through
-a3c.trainer.Trainer, which compiles it). All functions take batches padded to t_max (see
-a3c.rollout.Batch) so compiled callers trace once.
+Pure functions, top to bottom: n-step targets, V-trace, the Gaussian and categorical
+log-probabilities and entropies, the losses and their gradients. The same rollout and the
+same weights give the same gradients on either side, because both call `compute_gradients`
+here (through a3c.trainer.Trainer, which compiles it). All functions take batches padded
+to t_max (see a3c.rollout.Batch) so compiled callers trace once.
 """
 
 from __future__ import annotations
@@ -86,6 +86,18 @@ def gaussian_entropy(std) -> tf.Tensor:
     return tf.reduce_sum(tf.math.log(std) + 0.5 * (LOG_2PI + 1.0), axis=-1)
 
 
+def categorical_log_prob(actions, logits) -> tf.Tensor:
+    """log softmax(logits)[a] for actions [..., 1] holding indices as floats: [...]."""
+    index = tf.cast(actions[..., 0], tf.int32)
+    return tf.gather(tf.nn.log_softmax(logits), index, batch_dims=len(logits.shape) - 1)
+
+
+def categorical_entropy(logits) -> tf.Tensor:
+    """Entropy of the categorical distribution of logits [..., N] -> [...]."""
+    logp = tf.nn.log_softmax(logits)
+    return -tf.reduce_sum(tf.exp(logp) * logp, axis=-1)
+
+
 def normalize(advantages, mask) -> tf.Tensor:
     """Advantages scaled to zero mean and unit std over the real (mask 1) steps."""
     n = tf.reduce_sum(mask)
@@ -99,6 +111,17 @@ def policy_distribution(mu_raw, std_raw, spec: EnvSpec, cfg: TrainConfig):
     mu = spec.action_center + spec.action_half_range * mu_raw
     std = tf.clip_by_value(std_raw, cfg.std_min, cfg.std_max)
     return mu, std
+
+
+def log_prob_entropy(outputs, actions, spec: EnvSpec, cfg: TrainConfig):
+    """(log pi(a|s), entropy of pi(.|s)) from the actor's outputs on N states and actions
+    [N, action_dim]: each [N]. Categorical for discrete actions (outputs: logits),
+    Gaussian otherwise (outputs: mu_raw, std_raw)."""
+    if spec.discrete:
+        logits = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
+        return categorical_log_prob(actions, logits), categorical_entropy(logits)
+    mu, std = policy_distribution(*outputs, spec, cfg)
+    return gaussian_log_prob(actions, mu, std), gaussian_entropy(std)
 
 
 def losses(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig):
@@ -116,11 +139,10 @@ def losses(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig):
     values = tf.reshape(critic(flat_states), (-1, t_len))
     next_values = tf.stop_gradient(critic(next_states)[:, 0])
     train_rewards = (rewards + cfg.reward_shift) / cfg.reward_scale * mask
-    mu_raw, std_raw = actor(flat_states)
-    mu, std = policy_distribution(mu_raw, std_raw, spec, cfg)
-    log_prob = tf.reshape(
-        gaussian_log_prob(tf.reshape(actions, tf.shape(mu)), mu, std), (-1, t_len)
+    flat_log_prob, flat_entropy = log_prob_entropy(
+        actor(flat_states), tf.reshape(actions, (-1, spec.action_dim)), spec, cfg
     )
+    log_prob = tf.reshape(flat_log_prob, (-1, t_len))
     if cfg.off_policy == "vtrace":
         log_rhos = tf.stop_gradient(log_prob - behaviour_log_probs) * mask
         targets, advantages = vtrace_targets(
@@ -137,7 +159,7 @@ def losses(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig):
         advantages = normalize(advantages, mask)
     actor_loss = -tf.reduce_sum(log_prob * advantages * mask)
     if cfg.entropy_coef:
-        entropy = tf.reshape(gaussian_entropy(std), (-1, t_len))
+        entropy = tf.reshape(flat_entropy, (-1, t_len))
         actor_loss -= cfg.entropy_coef * tf.reduce_sum(entropy * mask)
     # Per rollout, the mean over its steps; over rollouts, the sum: a batch of rollouts
     # (a vectorized worker's push, merged pushes) weighs each as it would weigh alone.

@@ -40,7 +40,11 @@ class TrainConfig:
     """
 
     env_id: str = "Pendulum-v1"
-    """gymnasium environment id; needs Box observations and a Box action space."""
+    """gymnasium environment id: Box observations, and a Box (continuous) or Discrete
+    action space. Its entry in a3c.envs sets what the environment needs (reward scaling,
+    gamma...) over the preset."""
+    env_kwargs: str = ""
+    """Keyword arguments of gymnasium.make, KEY=VALUE,... (e.g. continuous=true)."""
     max_episodes: int = 500
     """Episode budget: exactly this many episodes are trained, then the server stops."""
     gamma: float = FROM_PRESET
@@ -60,7 +64,8 @@ class TrainConfig:
     std_max: float = FROM_PRESET
     """Upper clip of the policy's standard deviation."""
     reward_shift: float = FROM_PRESET
-    """Training reward is (r + reward_shift) / reward_scale; logged returns stay raw."""
+    """Training reward is (r + reward_shift) / reward_scale; logged returns stay raw
+    (set by the environment's entry in a3c.envs: 8 and 8 for Pendulum, 0 and 1 elsewhere)."""
     reward_scale: float = FROM_PRESET
     """See reward_shift."""
     grad_clip_norm: float = FROM_PRESET
@@ -94,13 +99,18 @@ class TrainConfig:
     seed: int = 0
     """Seed of the initial weights."""
     preset: str = "default"
-    """Hyperparameter preset the fields not set by flag or environment come from: default
-    (the tuned values below), or seed (the seed's textbook A3C, exactly)."""
+    """Hyperparameter preset the fields not set by flag, A3C_* variable or the environment's
+    entry (a3c.envs) come from: default, seed (the seed's textbook A3C, exactly) or fast
+    (for vectorized workers)."""
 
     def __post_init__(self):
         if self.preset not in PRESETS:
             raise ValueError(f"unknown preset {self.preset!r}; choose from {', '.join(PRESETS)}")
-        for name, value in PRESETS[self.preset].items():
+        from a3c.envs import parse_env_kwargs, train_defaults
+
+        parse_env_kwargs(self.env_kwargs)  # ValueError when malformed
+        defaults = {**PRESETS[self.preset], **train_defaults(self.env_id, self.env_kwargs)}
+        for name, value in defaults.items():
             if getattr(self, name) is FROM_PRESET:
                 object.__setattr__(self, name, value)
         choices = {
@@ -137,8 +147,6 @@ SEED_PRESET: dict[str, Any] = {
     "hidden_sizes": (64, 32, 16),
     "std_min": 1e-2,
     "std_max": 1.0,
-    "reward_shift": 8.0,
-    "reward_scale": 8.0,
     "grad_clip_norm": 20.0,
     "entropy_coef": 0.0,
     "normalize_advantages": False,
@@ -151,7 +159,8 @@ SEED_PRESET: dict[str, Any] = {
     "vtrace_rho_clip": 1.0,
     "vtrace_c_clip": 1.0,
 }
-"""The seed's hyperparameters (../shared/seed.md), every one that TrainConfig tunes."""
+"""The seed's hyperparameters (../shared/seed.md), every one that TrainConfig tunes but the
+reward scaling, which is Pendulum's (a3c.envs: (r + 8) / 8, the seed's)."""
 
 
 DEFAULT_PRESET: dict[str, Any] = {
@@ -363,7 +372,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = f.default
         if default is FROM_PRESET and cls is TrainConfig:
-            default = DEFAULT_PRESET[f.name]
+            default = DEFAULT_PRESET.get(f.name, "from the environment (a3c.envs)")
         shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
         env = "A3C_" + f.name.upper()
         group.add_argument(

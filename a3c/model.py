@@ -1,10 +1,12 @@
-"""The actor and critic: Keras builders and a numpy forward pass for inference.
+"""The actor and critic: one description (`networks`) that builds the Keras models, gives
+the weight shapes, and runs the numpy forward pass for inference.
 
-Actor: obs -> Dense relu x len(hidden_sizes) -> (mu_raw: tanh, std_raw: softplus),
-each [action_dim]; with std_mode param, std_raw = exp(log_std), one learned vector.
+Actor: obs -> Dense relu x len(hidden_sizes) -> heads. Continuous (Box) actions: mu_raw
+(tanh) and std_raw (softplus), each [action_dim]; with std_mode param, std_raw =
+exp(log_std), one learned vector. Discrete actions: logits [n_actions].
 Critic: obs -> Dense relu x len(hidden_sizes) -> V (linear), [1].
-Weights travel as the Keras models' `weights` lists: per Dense layer, kernel [in, out],
-then bias [out]; with std_mode param the actor's list ends with log_std [action_dim].
+Weights travel as the Keras models' `weights` lists, in the description's order: per
+Dense layer kernel [in, out] then bias [out]; a Param layer is its one vector.
 """
 
 from __future__ import annotations
@@ -26,16 +28,24 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 class EnvSpecError(ValueError):
-    """The environment cannot be learned by this agent (unknown id, discrete actions...)."""
+    """The environment cannot be learned by this agent (unknown id, unsupported spaces...)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class EnvSpec:
-    """What the networks need to know of an environment's spaces."""
+    """What the networks need to know of an environment's spaces.
+
+    A discrete action (n_actions > 0) travels as one float holding its index, so
+    action_dim, the width of an action on the wire and in batches, is 1."""
 
     obs_dim: int
-    action_low: np.ndarray  # [action_dim] float32
-    action_high: np.ndarray  # [action_dim] float32
+    action_low: np.ndarray  # [action_dim] float32 (discrete: 0)
+    action_high: np.ndarray  # [action_dim] float32 (discrete: n_actions - 1)
+    n_actions: int = 0  # > 0: a Discrete action space of this many actions
+
+    @property
+    def discrete(self) -> bool:
+        return self.n_actions > 0
 
     @property
     def action_dim(self) -> int:
@@ -49,138 +59,220 @@ class EnvSpec:
     def action_half_range(self) -> np.ndarray:
         return ((self.action_high - self.action_low) / 2).astype(np.float32)
 
+    def env_action(self, action: np.ndarray):
+        """An action as stored in rollouts ([action_dim] float32) as env.step takes it."""
+        return int(action[0]) if self.discrete else action
 
-def make_env(env_id: str, render_mode: str | None = None) -> gym.Env:
-    """gym.make with one-line errors for ids that do not exist or do not fit the agent."""
+    def invalid_actions(self, actions: np.ndarray) -> str | None:
+        """Why actions [..., action_dim] cannot be this space's, or None (discrete: whole
+        numbers 0..n_actions-1; continuous actions are any finite numbers, clipped by the
+        environment)."""
+        if not self.discrete:
+            return None
+        if (
+            np.any(actions != np.round(actions))
+            or np.any(actions < 0)
+            or np.any(actions >= self.n_actions)
+        ):
+            return f"discrete actions must be whole numbers 0..{self.n_actions - 1}"
+        return None
+
+
+SUPPORTED = "Box observations and a Box (continuous) or Discrete action space"
+
+
+def make_env(env_id: str, render_mode: str | None = None, env_kwargs: str = "") -> gym.Env:
+    """gym.make with one-line errors for ids that do not exist or do not fit the agent;
+    env_kwargs as TrainConfig.env_kwargs (KEY=VALUE,...)."""
     import gymnasium as gym
 
+    from a3c.envs import env_defaults, parse_env_kwargs
+
     try:
-        env = gym.make(env_id, render_mode=render_mode)
-    except gym.error.Error as err:
+        kwargs = parse_env_kwargs(env_kwargs)
+        env = gym.make(env_id, render_mode=render_mode, **kwargs)
+    except gym.error.DependencyNotInstalled as err:
+        extra = env_defaults(env_id, env_kwargs).extra
+        hint = f" (pip install 'a3c-grpc[{extra}]', or make setup)" if extra else ""
+        raise EnvSpecError(f"environment {env_id!r} needs a package: {err}{hint}") from None
+    except (gym.error.Error, TypeError, ValueError) as err:
         raise EnvSpecError(f"environment {env_id!r} cannot be made: {err}") from None
     env_spec(env, env_id)
     return env
 
 
+def env_of(cfg: TrainConfig, render_mode: str | None = None) -> gym.Env:
+    """The environment a config trains: its id and keyword arguments (make_env)."""
+    return make_env(cfg.env_id, render_mode, cfg.env_kwargs)
+
+
 def env_spec(env: gym.Env, env_id: str = "") -> EnvSpec:
-    """The EnvSpec of env; refuses non-Box observation or action spaces."""
+    """The EnvSpec of env; refuses spaces other than Box observations and Box or Discrete
+    actions."""
     from gymnasium import spaces
 
     name = env_id or str(env.spec.id if env.spec else env)
-    if not isinstance(env.action_space, spaces.Box):
-        raise EnvSpecError(
-            f"environment {name!r} has a {type(env.action_space).__name__} action space; "
-            "this agent needs a continuous (Box) action space"
-        )
+    space = env.action_space
     if not isinstance(env.observation_space, spaces.Box):
-        raise EnvSpecError(f"environment {name!r} needs a Box observation space")
-    low = np.asarray(env.action_space.low, np.float32).reshape(-1)
-    high = np.asarray(env.action_space.high, np.float32).reshape(-1)
+        raise EnvSpecError(
+            f"environment {name!r} has a {type(env.observation_space).__name__} observation "
+            f"space; supported: {SUPPORTED}"
+        )
+    obs_dim = int(np.prod(env.observation_space.shape))
+    if isinstance(space, spaces.Discrete):
+        if int(space.start) != 0:
+            raise EnvSpecError(f"environment {name!r}: Discrete actions must start at 0")
+        n = int(space.n)
+        return EnvSpec(obs_dim, np.zeros(1, np.float32), np.full(1, n - 1, np.float32), n)
+    if not isinstance(space, spaces.Box):
+        raise EnvSpecError(
+            f"environment {name!r} has a {type(space).__name__} action space; "
+            f"supported: {SUPPORTED}"
+        )
+    low = np.asarray(space.low, np.float32).reshape(-1)
+    high = np.asarray(space.high, np.float32).reshape(-1)
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         raise EnvSpecError(f"environment {name!r} has an unbounded action space")
-    obs_dim = int(np.prod(env.observation_space.shape))
     return EnvSpec(obs_dim=obs_dim, action_low=low, action_high=high)
 
 
-def _mlp(keras_mod, inputs, hidden_sizes: Sequence[int], prefix: str):
-    x = inputs
-    for i, width in enumerate(hidden_sizes):
-        x = keras_mod.layers.Dense(width, activation="relu", name=f"{prefix}_h{i}")(x)
-    return x
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """One layer of a network. Dense (param_init None): kernel [in, units] and bias
+    [units], then the activation. Param: one learned vector [units] (initialised to
+    param_init) that does not depend on the input; the activation of it, for every row."""
+
+    name: str
+    units: int
+    activation: str = "linear"  # a key of NUMPY_ACTIVATIONS
+    param_init: float | None = None
+
+    @property
+    def is_param(self) -> bool:
+        return self.param_init is not None
 
 
-def _log_std_layer(keras_mod, dim: int, init: float):
-    """A layer holding one learned log-std per action dimension: x [B, ...] -> std [B, dim]."""
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """A trunk of Dense layers in a row, then heads, each on the trunk's output."""
 
-    class LogStd(keras_mod.layers.Layer):
+    name: str
+    trunk: tuple[Layer, ...]
+    heads: tuple[Layer, ...]
+
+    def shapes(self, in_dim: int) -> list[tuple[int, ...]]:
+        """The weight shapes, in Keras order."""
+        shapes: list[tuple[int, ...]] = []
+        width = in_dim
+        for layer in self.trunk:
+            shapes += [(width, layer.units), (layer.units,)]
+            width = layer.units
+        for head in self.heads:
+            shapes += [(head.units,)] if head.is_param else [(width, head.units), (head.units,)]
+        return shapes
+
+    def forward(self, weights: Sequence[np.ndarray], x: np.ndarray) -> list[np.ndarray]:
+        """numpy: inputs [B, in] -> one [B, units] float32 array per head."""
+        i = 0
+        for layer in self.trunk:
+            x = NUMPY_ACTIVATIONS[layer.activation](x @ weights[i] + weights[i + 1])
+            i += 2
+        outs = []
+        for head in self.heads:
+            if head.is_param:
+                value = NUMPY_ACTIVATIONS[head.activation](weights[i])
+                outs.append(np.broadcast_to(value, (x.shape[0], head.units)).astype(np.float32))
+                i += 1
+            else:
+                value = NUMPY_ACTIVATIONS[head.activation](x @ weights[i] + weights[i + 1])
+                outs.append(value.astype(np.float32))
+                i += 2
+        return outs
+
+    def build(self, in_dim: int) -> keras.Model:
+        """The Keras model, weights created (called once, never lazily built); its output
+        is the list of heads' outputs, or the one head's."""
+        import keras
+
+        inputs = keras.Input((in_dim,), name="obs")
+        x = inputs
+        for layer in self.trunk:
+            x = keras.layers.Dense(layer.units, activation=layer.activation, name=layer.name)(x)
+        outs = [
+            _param_layer(keras, head)(x)
+            if head.is_param
+            else keras.layers.Dense(head.units, activation=head.activation, name=head.name)(x)
+            for head in self.heads
+        ]
+        model = keras.Model(inputs, outs if len(outs) > 1 else outs[0], name=self.name)
+        model(np.zeros((1, in_dim), np.float32))
+        return model
+
+
+NUMPY_ACTIVATIONS = {
+    "linear": lambda x: x,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "tanh": np.tanh,
+    "softplus": lambda x: np.logaddexp(0.0, x),
+    "exponential": np.exp,
+}
+"""The activations a Layer may name (Keras knows each by the same name)."""
+
+
+def _param_layer(keras_mod, head: Layer):
+    """A Keras layer holding head's learned vector: x [B, ...] -> activation(p) [B, units]."""
+    units, init, activation = head.units, float(head.param_init), head.activation
+
+    class Param(keras_mod.layers.Layer):
         def build(self, input_shape):
             self.log_std = self.add_weight(
-                shape=(dim,), initializer=keras_mod.initializers.Constant(init), name="log_std"
+                shape=(units,), initializer=keras_mod.initializers.Constant(init), name=head.name
             )
 
         def call(self, x):
             ones = keras_mod.ops.ones_like(x[:, :1])
-            return ones * keras_mod.ops.exp(self.log_std)[None, :]
+            return ones * keras_mod.activations.get(activation)(self.log_std)[None, :]
 
         def compute_output_shape(self, input_shape):
-            return (input_shape[0], dim)
+            return (input_shape[0], units)
 
-    return LogStd(name="log_std")
+    return Param(name=head.name)
+
+
+def networks(spec: EnvSpec, cfg: TrainConfig) -> tuple[Network, Network]:
+    """The actor and the critic of an environment and a config: the one description."""
+
+    def trunk(prefix: str) -> tuple[Layer, ...]:
+        return tuple(Layer(f"{prefix}_h{i}", w, "relu") for i, w in enumerate(cfg.hidden_sizes))
+
+    if spec.discrete:
+        heads: tuple[Layer, ...] = (Layer("logits", spec.n_actions),)
+    elif cfg.std_mode == "param":
+        heads = (
+            Layer("mu", spec.action_dim, "tanh"),
+            Layer("log_std", spec.action_dim, "exponential", param_init=cfg.log_std_init),
+        )
+    else:
+        heads = (Layer("mu", spec.action_dim, "tanh"), Layer("std", spec.action_dim, "softplus"))
+    actor = Network("actor", trunk("actor"), heads)
+    critic = Network("critic", trunk("critic"), (Layer("value", 1),))
+    return actor, critic
 
 
 def build_actor(spec: EnvSpec, cfg: TrainConfig) -> keras.Model:
-    """The actor with weights created (the model is called once, never lazily built)."""
-    import keras
-
-    obs = keras.Input((spec.obs_dim,), name="obs")
-    x = _mlp(keras, obs, cfg.hidden_sizes, "actor")
-    mu = keras.layers.Dense(spec.action_dim, activation="tanh", name="mu")(x)
-    if cfg.std_mode == "param":
-        std = _log_std_layer(keras, spec.action_dim, cfg.log_std_init)(x)
-    else:
-        std = keras.layers.Dense(spec.action_dim, activation="softplus", name="std")(x)
-    model = keras.Model(obs, [mu, std], name="actor")
-    model(np.zeros((1, spec.obs_dim), np.float32))
-    return model
+    """The actor with weights created."""
+    return networks(spec, cfg)[0].build(spec.obs_dim)
 
 
 def build_critic(spec: EnvSpec, cfg: TrainConfig) -> keras.Model:
     """The critic with weights created."""
-    import keras
-
-    obs = keras.Input((spec.obs_dim,), name="obs")
-    x = _mlp(keras, obs, cfg.hidden_sizes, "critic")
-    value = keras.layers.Dense(1, name="value")(x)
-    model = keras.Model(obs, value, name="critic")
-    model(np.zeros((1, spec.obs_dim), np.float32))
-    return model
+    return networks(spec, cfg)[1].build(spec.obs_dim)
 
 
 def weight_shapes(spec: EnvSpec, cfg: TrainConfig) -> tuple[list[tuple[int, ...]], ...]:
     """Shapes of the actor's and the critic's weight lists, in Keras order, without Keras."""
-
-    def mlp(heads: Sequence[int]) -> list[tuple[int, ...]]:
-        shapes: list[tuple[int, ...]] = []
-        width = spec.obs_dim
-        for h in cfg.hidden_sizes:
-            shapes += [(width, h), (h,)]
-            width = h
-        for out in heads:
-            shapes += [(width, out), (out,)]
-        return shapes
-
-    if cfg.std_mode == "param":
-        return mlp([spec.action_dim]) + [(spec.action_dim,)], mlp([1])
-    return mlp([spec.action_dim, spec.action_dim]), mlp([1])
-
-
-def _hidden(weights: Sequence[np.ndarray], obs: np.ndarray, n_hidden: int) -> np.ndarray:
-    x = obs
-    for i in range(n_hidden):
-        x = np.maximum(x @ weights[2 * i] + weights[2 * i + 1], 0.0)
-    return x
-
-
-def actor_forward(
-    weights: Sequence[np.ndarray], obs: np.ndarray, std_mode: str = "state"
-) -> tuple[np.ndarray, np.ndarray]:
-    """numpy actor: obs [B, obs_dim] -> (mu_raw, std_raw), each [B, action_dim]."""
-    if std_mode == "param":
-        x = _hidden(weights, obs, (len(weights) - 3) // 2)
-        mu_raw = np.tanh(x @ weights[-3] + weights[-2])
-        std_raw = np.broadcast_to(np.exp(weights[-1]), mu_raw.shape)
-    else:
-        x = _hidden(weights, obs, (len(weights) - 4) // 2)
-        mu_raw = np.tanh(x @ weights[-4] + weights[-3])
-        std_raw = np.logaddexp(0.0, x @ weights[-2] + weights[-1])
-    return mu_raw.astype(np.float32), std_raw.astype(np.float32)
-
-
-def critic_forward(weights: Sequence[np.ndarray], obs: np.ndarray) -> np.ndarray:
-    """numpy critic: obs [B, obs_dim] -> V [B]."""
-    n_hidden = (len(weights) - 2) // 2
-    x = _hidden(weights, obs, n_hidden)
-    return (x @ weights[-2] + weights[-1])[:, 0].astype(np.float32)
+    actor, critic = networks(spec, cfg)
+    return actor.shapes(spec.obs_dim), critic.shapes(spec.obs_dim)
 
 
 def gaussian_log_prob(action: np.ndarray, mu: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -199,8 +291,27 @@ def split_flat(flat: np.ndarray, shapes) -> list[np.ndarray]:
     return out
 
 
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log of the softmax over the last axis (numpy, stable)."""
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def categorical_log_prob(actions: np.ndarray, logits: np.ndarray) -> np.ndarray:
+    """log softmax(logits)[a] of actions [..., 1] (indices as floats) -> [...] (numpy)."""
+    index = actions[..., 0].astype(np.int64)[..., None]
+    return np.take_along_axis(log_softmax(logits), index, -1)[..., 0]
+
+
+def categorical_entropy(logits: np.ndarray) -> np.ndarray:
+    """Entropy of the categorical distribution of logits [..., N] -> [...] (numpy)."""
+    logp = log_softmax(logits)
+    return -np.sum(np.exp(logp) * logp, -1)
+
+
 class NumpyPolicy:
-    """The Gaussian policy of a weight set, evaluated with numpy (no TensorFlow).
+    """The policy of a weight set, evaluated with numpy (no TensorFlow): Gaussian for
+    continuous actions, categorical for discrete ones.
 
     Batched: observations [M, obs_dim] give actions [M, action_dim], one forward pass for
     M environments. The single-observation methods are the batch of one."""
@@ -209,35 +320,53 @@ class NumpyPolicy:
         self._spec = spec
         self._cfg = cfg
         self._rng = rng
+        self._actor = networks(spec, cfg)[0]
         self._weights: list[np.ndarray] = []
 
     def set_weights(self, actor_weights: Sequence[np.ndarray]) -> None:
         self._weights = list(actor_weights)
 
+    def env_action(self, action: np.ndarray):
+        """A sampled action row as env.step takes it (an int for discrete actions)."""
+        return self._spec.env_action(action)
+
+    def outputs(self, obs: np.ndarray) -> list[np.ndarray]:
+        """The actor's raw heads for obs [M, obs_dim]."""
+        return self._actor.forward(self._weights, np.asarray(obs, np.float32))
+
+    def logits_batch(self, obs: np.ndarray) -> np.ndarray:
+        """Discrete actions: obs [M, obs_dim] -> logits [M, n_actions]."""
+        return self.outputs(obs)[0]
+
     def mean_std_batch(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """obs [M, obs_dim] -> (mu, std), each [M, action_dim]: mu in env units, std clipped."""
-        mu_raw, std_raw = actor_forward(
-            self._weights, np.asarray(obs, np.float32), self._cfg.std_mode
-        )
+        mu_raw, std_raw = self.outputs(obs)
         mu = self._spec.action_center + self._spec.action_half_range * mu_raw
         return mu, np.clip(std_raw, self._cfg.std_min, self._cfg.std_max)
 
     def sample_batch(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Gaussian actions for obs [M, obs_dim], clipped to the action space ([M, A]
-        float32), and each action's log-density as the learner evaluates it ([M] float32):
-        what V-trace's importance weights divide by."""
+        """Actions for obs [M, obs_dim] ([M, action_dim] float32: Gaussian, clipped to the
+        action space; or a discrete action's index) and each action's log-probability as
+        the learner evaluates it ([M] float32): what V-trace's importance weights divide by."""
+        if self._spec.discrete:
+            logp = log_softmax(self.logits_batch(obs).astype(np.float64))
+            gumbel = -np.log(-np.log(self._rng.uniform(1e-12, 1.0, logp.shape)))
+            index = np.argmax(logp + gumbel, -1)
+            chosen = np.take_along_axis(logp, index[:, None], -1)[:, 0]
+            return index[:, None].astype(np.float32), chosen.astype(np.float32)
         mu, std = self.mean_std_batch(obs)
         action = mu + std * self._rng.standard_normal(mu.shape)
         action = np.clip(action, self._spec.action_low, self._spec.action_high).astype(np.float32)
         return action, gaussian_log_prob(action, mu, std).astype(np.float32)
 
-    def mean_std(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """obs [obs_dim] -> (mu, std) [action_dim]."""
-        mu, std = self.mean_std_batch(obs.reshape(1, -1))
-        return mu[0], std[0]
+    def log_prob_batch(self, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """log pi(a|s) of actions [M, action_dim] at obs [M, obs_dim]: [M] float32."""
+        if self._spec.discrete:
+            return categorical_log_prob(actions, self.logits_batch(obs)).astype(np.float32)
+        return gaussian_log_prob(actions, *self.mean_std_batch(obs)).astype(np.float32)
 
     def sample(self, obs: np.ndarray) -> np.ndarray:
-        """A Gaussian action for one observation: [action_dim] float32."""
+        """An action for one observation: [action_dim] float32."""
         return self.sample_with_log_prob(obs)[0]
 
     def sample_with_log_prob(self, obs: np.ndarray) -> tuple[np.ndarray, float]:
@@ -245,5 +374,8 @@ class NumpyPolicy:
         return actions[0], float(log_probs[0])
 
     def act_deterministic(self, obs: np.ndarray) -> np.ndarray:
-        mu, _ = self.mean_std(obs)
-        return np.clip(mu, self._spec.action_low, self._spec.action_high).astype(np.float32)
+        """The most likely action (Gaussian: the mean, clipped; discrete: the argmax)."""
+        if self._spec.discrete:
+            return np.array([np.argmax(self.logits_batch(obs.reshape(1, -1))[0])], np.float32)
+        mu, _ = self.mean_std_batch(obs.reshape(1, -1))
+        return np.clip(mu[0], self._spec.action_low, self._spec.action_high).astype(np.float32)

@@ -19,7 +19,7 @@ class Rollout:
     """T consecutive transitions of one episode, as a worker collected them."""
 
     states: np.ndarray  # [T, obs_dim] float32
-    actions: np.ndarray  # [T, action_dim] float32, as passed to env.step
+    actions: np.ndarray  # [T, action_dim] float32 (a discrete action: its index, [T, 1])
     rewards: np.ndarray  # [T] float32, raw env rewards
     next_state: np.ndarray  # [obs_dim] float32, the state after the last step
     terminated: bool  # the last step terminated the episode: no bootstrap
@@ -98,7 +98,8 @@ class Collector:
     Each environment trains the episode of its own lease (start); one without a lease
     waits, and one whose episode ended waits for the rest of the window. Only the first
     reset of each environment is seeded (env_seeds); later resets continue its stream.
-    `policy` has sample_batch(obs [R, obs_dim]) -> (actions [R, A], log-probs [R]).
+    `policy` has sample_batch(obs [R, obs_dim]) -> (actions [R, A], log-probs [R]) and
+    env_action(action row) -> the action as env.step takes it (a3c.model.NumpyPolicy).
     """
 
     def __init__(self, envs: Sequence, policy, t_max: int, seeds: Sequence[int | None]):
@@ -139,6 +140,7 @@ class Collector:
         running = [k for k, lease in enumerate(self._lease) if lease is not None]
         taken = {k: ([], [], [], []) for k in running}  # k -> states, actions, rewards, logps
         terminated: dict[int, bool] = {}
+        to_env = self.policy.env_action
         for _ in range(self.t_max):
             if not running:
                 break
@@ -156,7 +158,7 @@ class Collector:
                 states.append(self._obs[k])
                 acts.append(actions[i])
                 logps.append(log_probs[i])
-                next_obs, reward, term, trunc, _ = self.envs[k].step(actions[i])
+                next_obs, reward, term, trunc, _ = self.envs[k].step(to_env(actions[i]))
                 rewards.append(float(reward))
                 self._obs[k] = np.asarray(next_obs, np.float32).reshape(-1)
                 self._ret[k] += float(reward)

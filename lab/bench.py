@@ -91,12 +91,12 @@ def limits(seconds: float, recorded_path: Path) -> dict:
     the rollouts and gradients the capacity test replays."""
     import_tensorflow()
     from a3c.config import preset_config
-    from a3c.model import NumpyPolicy, build_actor, build_critic, env_spec, make_env, weight_shapes
+    from a3c.model import NumpyPolicy, build_actor, build_critic, env_of, env_spec, weight_shapes
     from a3c.rollout import Collector, env_seeds, pad
     from a3c.trainer import Trainer
 
     cfg = preset_config("seed")
-    env = make_env(cfg.env_id)
+    env = env_of(cfg)
     spec = env_spec(env)
     env.reset(seed=0)
     action = np.zeros(spec.action_dim, np.float32)
@@ -106,7 +106,7 @@ def limits(seconds: float, recorded_path: Path) -> dict:
     policy.set_weights(trainer.actor.get_weights())
     out["worker_loop"] = {}  # M environments stepped as a worker steps them: env steps/s
     for m in (1, 16):
-        envs = [make_env(cfg.env_id) for _ in range(m)]
+        envs = [env_of(cfg) for _ in range(m)]
         window = stepper(Collector(envs, policy, cfg.t_max, env_seeds(1, m)))
         out["worker_loop"][m] = rate_loop(window, seconds) * m * cfg.t_max
     rollouts = record(Collector([env], policy, cfg.t_max, [2]), 64)

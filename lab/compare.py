@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from a3c.config import PRESETS
+from a3c.envs import env_defaults
 from lab.runs import (
     FINAL_EPISODES,
     STABILITY_EPISODES,
@@ -48,14 +49,19 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--num-envs", type=int, default=0,
                         help="environments per worker (0: each preset's own) [0]")  # fmt: skip
     parser.add_argument("--env-id", default=os.environ.get("A3C_ENV_ID", "Pendulum-v1"))
-    parser.add_argument("--thresholds", type=float, nargs="+", default=[-400.0, -200.0],
-                        help="returns whose first reach is reported [-400 -200]")  # fmt: skip
+    parser.add_argument("--env-kwargs", default=os.environ.get("A3C_ENV_KWARGS", ""),
+                        help="keyword arguments of the environment, KEY=VALUE,...")  # fmt: skip
+    parser.add_argument("--thresholds", type=float, nargs="+",
+                        help="returns whose first reach is reported [the environment's good "
+                        "and solved returns, a3c.envs; Pendulum: -400 -200]")  # fmt: skip
     parser.add_argument("--out", type=Path,
                         default=Path("runs") / time.strftime("compare-%Y%m%d-%H%M%S"),
                         help="the comparison folder [runs/compare-TIMESTAMP]")  # fmt: skip
     args, extra = parser.parse_known_args(argv)
     if args.seeds < 1 or args.episodes < 1 or args.workers < 1:
         parser.error("--seeds, --episodes and --workers must be at least 1")
+    if not args.thresholds:
+        args.thresholds = env_defaults(args.env_id, args.env_kwargs).thresholds
     args.modes = list(dict.fromkeys(args.modes))
     args.presets = list(dict.fromkeys(args.presets))
     return args, extra
@@ -66,6 +72,7 @@ def train(run_dir: Path, mode: str, seed: int, args: argparse.Namespace, extra: 
     cmd = [sys.executable, "-m", "lab.train", "-n", str(args.workers), "--mode", mode,
            "--seed", str(seed), "--run-dir", str(run_dir),
            "--max-episodes", str(args.episodes), "--env-id", args.env_id,
+           "--env-kwargs", args.env_kwargs,
            "--num-envs", str(args.num_envs), *extra]  # fmt: skip
     proc = subprocess.Popen(cmd)
     try:

@@ -14,7 +14,8 @@ consecutive frames distinct, since GIF writers merge identical ones.
 
 play.png: for Pendulum, the pole angle (atan2(sin, cos) of the observation, 0 = upright)
 and the torque over time, one line per episode; for other environments, every
-observation dimension and action dimension over time.
+observation dimension and action dimension of the first episode over time, named as in
+a3c.envs' table (a discrete action as a step line over its named values).
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from a3c.tfimport import import_tensorflow
 from lab.runs import RunError, train_config
 
 FRAME_STRIDE = 2
-"""Keep the frame of every FRAME_STRIDE-th step in the GIF."""
+"""Keep the frame of every FRAME_STRIDE-th step in the GIF (or a longer stride, so that an
+episode has at most MAX_FRAMES frames)."""
+MAX_FRAMES = 150
 FRAME_MS = 50
 """How long each GIF frame shows, in milliseconds."""
 BAR_HEIGHT = 6
@@ -114,15 +117,16 @@ def play_episode(env, policy, seed: int) -> Episode:
     """One episode of the deterministic policy, recording every FRAME_STRIDE-th frame."""
     obs, _ = env.reset(seed=seed)
     limit = (env.spec.max_episode_steps if env.spec else None) or 1000
+    stride = max(FRAME_STRIDE, math.ceil(limit / MAX_FRAMES))
     observations, actions, frames, ret = [], [], [], 0.0
     done, t = False, 0
     while not done:
-        if t % FRAME_STRIDE == 0:
+        if t % stride == 0:
             frames.append(with_progress_bar(env.render(), (t + 1) / limit))
         action = policy.act_deterministic(np.asarray(obs, np.float32).reshape(-1))
         observations.append(np.asarray(obs, np.float64).reshape(-1))
         actions.append(np.asarray(action, np.float64).reshape(-1))
-        obs, reward, terminated, truncated, _ = env.step(action)
+        obs, reward, terminated, truncated, _ = env.step(policy.env_action(action))
         ret += float(reward)
         done, t = terminated or truncated, t + 1
     return Episode(np.array(observations), np.array(actions), ret, frames)
@@ -148,8 +152,17 @@ def _angle(t: np.ndarray, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.insert(t, jumps, np.nan), np.insert(theta, jumps, np.nan)
 
 
-def write_plot(episodes: list[Episode], env_id: str, spec, dt: float | None, path: Path) -> None:
+def write_plot(
+    episodes: list[Episode], env_id: str, spec, dt: float | None, path: Path, env_kwargs: str = ""
+) -> None:
     """play.png: angle and torque for Pendulum, observations and actions otherwise."""
+    from a3c.envs import env_defaults
+
+    defaults = env_defaults(env_id, env_kwargs)
+
+    def name(labels: tuple[str, ...], i: int, fallback: str) -> str:
+        return labels[i] if i < len(labels) else fallback
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -164,12 +177,17 @@ def write_plot(episodes: list[Episode], env_id: str, spec, dt: float | None, pat
             top.plot(*_angle(t, ep.observations), label=label)
             bottom.plot(t, ep.actions[:, 0], label=label)
             continue
+        if k > 0:  # one episode's lines are as many as a plot can show
+            continue
         for i in range(ep.observations.shape[1]):
             top.plot(t, ep.observations[:, i], color=f"C{i}", alpha=0.8, lw=1,
-                     label=f"obs[{i}]" if k == 0 else None)  # fmt: skip
+                     label=name(defaults.obs_labels, i, f"obs[{i}]"))  # fmt: skip
+        if spec.discrete:
+            bottom.step(t, ep.actions[:, 0], where="post", color="C0", lw=1, label=label)
+            continue
         for i in range(ep.actions.shape[1]):
             bottom.plot(t, ep.actions[:, i], color=f"C{i}", alpha=0.8, lw=1,
-                        label=f"action[{i}]" if k == 0 else None)  # fmt: skip
+                        label=name(defaults.action_labels, i, f"action[{i}]"))  # fmt: skip
     if pendulum:
         top.axhline(0.0, color="grey", lw=0.8, ls="--")
         top.set(title="Pole angle (0 = upright, ±π = hanging down)", ylabel="angle (rad)")
@@ -180,8 +198,15 @@ def write_plot(episodes: list[Episode], env_id: str, spec, dt: float | None, pat
         fig.legend(*top.get_legend_handles_labels(), loc="outside lower center",
                    ncols=min(len(episodes), 4), fontsize="small")  # fmt: skip
     else:
-        top.set(title="Observations", ylabel="observation (env units)")
+        top.set(title=f"Observations ({episodes[0].ret:.0f}: the first episode's return)",
+                ylabel="observation (env units)")  # fmt: skip
         bottom.set(title="Actions (deterministic policy)", ylabel="action (env units)")
+        if spec.discrete:
+            values = range(spec.n_actions)
+            bottom.set_yticks(
+                list(values), [name(defaults.action_labels, i, str(i)) for i in values]
+            )
+            bottom.set_ylabel("action")
         top.legend(fontsize="small", loc="upper right")
         bottom.legend(fontsize="small", loc="upper right")
     bottom.set_xlabel(xlabel)
@@ -193,14 +218,14 @@ def play(run_dir: Path, episodes: int, out: Path, seed: int) -> list[Episode]:
     """Plays `episodes` episodes, prints their returns, writes play.gif and play.png."""
     from gymnasium.error import DependencyNotInstalled
 
-    from a3c.model import EnvSpecError, NumpyPolicy, env_spec, make_env
+    from a3c.model import EnvSpecError, NumpyPolicy, env_of, env_spec
 
     if not run_dir.is_dir():
         raise RunError(f"no run folder at {run_dir}")
     cfg = train_config(run_dir)
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rgb_array needs no display
     try:
-        env = make_env(cfg.env_id, render_mode="rgb_array")
+        env = env_of(cfg, render_mode="rgb_array")
         spec = env_spec(env, cfg.env_id)
     except EnvSpecError as err:
         raise RunError(str(err)) from None
@@ -218,7 +243,8 @@ def play(run_dir: Path, episodes: int, out: Path, seed: int) -> list[Episode]:
         env.close()
     out.mkdir(parents=True, exist_ok=True)
     write_gif([f for ep in played for f in ep.frames], out / "play.gif")
-    write_plot(played, cfg.env_id, spec, getattr(env.unwrapped, "dt", None), out / "play.png")
+    dt = getattr(env.unwrapped, "dt", None)
+    write_plot(played, cfg.env_id, spec, dt, out / "play.png", cfg.env_kwargs)
     print(f"wrote {out / 'play.gif'} and {out / 'play.png'}")
     return played
 

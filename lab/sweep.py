@@ -44,14 +44,14 @@ def train(values: dict, seed: int, episodes: int, workers: int, num_envs: int = 
     configure_threads(1)
     cfg = from_mapping(TrainConfig, {**values, "seed": seed, "max_episodes": episodes})
     keras.utils.set_random_seed(seed)
-    spec = model.env_spec(model.make_env(cfg.env_id))
+    spec = model.env_spec(model.env_of(cfg))
     trainer = Trainer(model.build_actor(spec, cfg), model.build_critic(spec, cfg), spec, cfg)
     actor_shapes = model.weight_shapes(spec, cfg)[0]
     collectors = []
     for i in range(workers):
         policy = model.NumpyPolicy(spec, cfg, np.random.default_rng(seed * 100 + i))
         policy.set_weights(model.split_flat(trainer.flat_weights(), actor_shapes))
-        envs = [model.make_env(cfg.env_id) for _ in range(num_envs)]
+        envs = [model.env_of(cfg) for _ in range(num_envs)]
         collectors.append(Collector(envs, policy, cfg.t_max, env_seeds(seed * 100 + i, num_envs)))
     returns: list[float] = []
     leased = 0  # episodes started: as the server's budget, never more than `episodes`
@@ -71,35 +71,46 @@ def train(values: dict, seed: int, episodes: int, workers: int, num_envs: int = 
     return np.array(returns[:episodes])
 
 
-def summary(returns: np.ndarray) -> dict:
-    """Episodes to a 20-episode mean of -400 and -200, final and worst 20-ep means."""
+EARLY = 0.6
+"""A setting reaches `solved` early in a run when it does so in the first 60% of it."""
+
+
+def summary(returns: np.ndarray, good: float, solved: float) -> dict:
+    """Episodes to a 20-episode mean of `good` and of `solved` (the environment's, a3c.envs),
+    the last 50 episodes' mean, the worst 20-episode mean after the first 60% of the run."""
     means = moving_average(returns, WINDOW)
-    late = means[299:] if len(means) >= 300 else means[-1:]
-    first = {t: first_reach(returns, t) for t in (-400.0, -200.0)}
+    start = int(len(returns) * EARLY)
+    late = means[start:] if len(means) > start else means[-1:]
+    first = {t: first_reach(returns, t) for t in (good, solved)}
     return {
-        "first_400": None if first[-400.0] is None else first[-400.0] + 1,
-        "first_200": None if first[-200.0] is None else first[-200.0] + 1,
+        "good": good,
+        "solved": solved,
+        "first_good": None if first[good] is None else first[good] + 1,
+        "first_solved": None if first[solved] is None else first[solved] + 1,
         "last50": float(returns[-50:].mean()),
-        "worst20_after300": float(late.min()),
+        "worst20_late": float(late.min()),
     }
 
 
-def table(lines: list[dict]) -> str:
+def table(lines: list[dict], hold: float) -> str:
     """Markdown: one row per setting, medians and counts over its seeds."""
     by_name: dict[str, list[dict]] = defaultdict(list)
     for line in lines:
         by_name[line["name"]].append(line)
-    out = ["| setting | seeds | first ep. 20-ep mean >= -200: median (seeds <= 300) | "
-           "last 50: mean (seeds >= -250) | worst 20-ep mean after ep. 300 (median) |",
+    solved = lines[0]["solved"]
+    episodes = lines[0]["episodes"]
+    early = int(episodes * EARLY)
+    out = [f"| setting | seeds | first ep. 20-ep mean >= {solved:g}: median (seeds <= {early}) | "
+           f"last 50: mean (seeds >= {hold:g}) | worst 20-ep mean after ep. {early} (median) |",
            "|---|---|---|---|---|"]  # fmt: skip
     for name, runs in by_name.items():
-        reached = [r["first_200"] for r in runs if r["first_200"] is not None]
+        reached = [r["first_solved"] for r in runs if r["first_solved"] is not None]
         first = f"{np.median(reached):.0f}" if reached else "not reached"
-        early = sum(1 for r in reached if r <= 300)
+        in_time = sum(1 for r in reached if r <= early)
         last = [r["last50"] for r in runs]
-        held = sum(1 for x in last if x >= -250)
-        worst = np.median([r["worst20_after300"] for r in runs])
-        out.append(f"| {name} | {len(runs)} | {first} ({early}/{len(runs)}) | "
+        held = sum(1 for x in last if x >= hold)
+        worst = np.median([r["worst20_late"] for r in runs])
+        out.append(f"| {name} | {len(runs)} | {first} ({in_time}/{len(runs)}) | "
                    f"{np.mean(last):.0f} ({held}/{len(runs)}) | {worst:.0f} |")  # fmt: skip
     return "\n".join(out) + "\n"
 
@@ -112,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--episodes", type=int, default=500)
     parser.add_argument("-n", "--workers", type=int, default=2)
-    parser.add_argument("--num-envs", type=int, default=1, help="environments per worker")
+    parser.add_argument("--num-envs", type=int, default=0,
+                        help="environments per worker (0: the config's num_envs) [0]")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("runs/sweep"))
     args = parser.parse_args(argv)
     values = {}
@@ -123,24 +135,31 @@ def main(argv: list[str] | None = None) -> int:
         values[field.strip().replace("-", "_")] = value.strip()
     try:
         from a3c.config import TrainConfig, from_mapping
+        from a3c.envs import env_defaults
 
-        from_mapping(TrainConfig, values)
+        cfg = from_mapping(TrainConfig, values)
     except (TypeError, ValueError) as err:
         parser.error(str(err))
+    defaults = env_defaults(cfg.env_id, cfg.env_kwargs)
+    if defaults.good is None or defaults.solved is None:
+        parser.error(f"{cfg.env_id} has no good and solved returns in a3c.envs' table")
     args.out.mkdir(parents=True, exist_ok=True)
     log = args.out / "sweep.jsonl"
     for seed in args.seeds:
         start = time.monotonic()
-        returns = train(values, seed, args.episodes, args.workers, args.num_envs)
+        num_envs = args.num_envs or cfg.num_envs
+        returns = train(values, seed, args.episodes, args.workers, num_envs)
         line = {"name": args.name, "seed": seed, "set": values, "episodes": args.episodes,
-                "workers": args.workers, "num_envs": args.num_envs,
-                "seconds": round(time.monotonic() - start, 1), **summary(returns)}  # fmt: skip
+                "workers": args.workers, "num_envs": num_envs,
+                "seconds": round(time.monotonic() - start, 1),
+                **summary(returns, defaults.good, defaults.solved)}  # fmt: skip
         np.save(args.out / f"{args.name}-s{seed}.npy", returns)
         with open(log, "a") as f:
             f.write(json.dumps(line) + "\n")
         print(json.dumps(line), flush=True)
     lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
-    print(table(lines), end="")
+    lines = [x for x in lines if x.get("solved") == defaults.solved]  # this environment's
+    print(table(lines, defaults.holds_at), end="")
     return 0
 
 

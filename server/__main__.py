@@ -18,7 +18,8 @@ from prometheus_client import start_http_server
 
 from a3c import config
 from a3c.config import ServerConfig, TrainConfig
-from a3c.model import EnvSpec, EnvSpecError, env_spec, make_env
+from a3c.envs import env_defaults
+from a3c.model import EnvSpec, EnvSpecError, env_of, env_spec
 from a3c.tfimport import import_tensorflow
 from a3c.v1 import a3c_pb2, a3c_pb2_grpc
 from server.metrics import ServerMetrics
@@ -37,6 +38,15 @@ KEEPALIVE_OPTIONS = [
 ]
 
 
+def reached_text(reached: dict[float, tuple[int, float]]) -> str:
+    """'20-ep mean >= -200 at episode 120 (5.3 s) | ' for the highest threshold reached."""
+    if not reached:
+        return ""
+    threshold = max(reached)
+    episode, seconds = reached[threshold]
+    return f"20-ep mean >= {threshold:g} at episode {episode} ({seconds:.1f} s) | "
+
+
 class Progress(threading.Thread):
     """Prints episodes/budget, env steps/s and the mean return of the last 20 episodes."""
 
@@ -50,7 +60,7 @@ class Progress(threading.Thread):
 
     def line(self, rate: float) -> str:
         mean = self._runlog.recent_mean()
-        return (
+        return reached_text(self._runlog.reached) + (
             f"episodes {self._budget.completed}/{self._budget.max_episodes} | "
             f"env steps {self._runlog.env_steps} ({rate:.0f}/s) | "
             f"mean return (last 20) {'-' if mean is None else f'{mean:.1f}'} | "
@@ -136,7 +146,7 @@ def set_health(health_servicer, serving: bool) -> None:
 
 def check(tcfg: TrainConfig, scfg: ServerConfig) -> EnvSpec:
     """Everything that can be wrong with the settings, before TensorFlow loads."""
-    spec = env_spec(make_env(tcfg.env_id), tcfg.env_id)
+    spec = env_spec(env_of(tcfg), tcfg.env_id)
     server_credentials(scfg)  # unreadable certificate or token files fail here
     server_token(scfg)
     return spec
@@ -166,9 +176,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout
     )
-    metrics = ServerMetrics()
+    defaults = env_defaults(tcfg.env_id, tcfg.env_kwargs)
+    metrics = ServerMetrics(return_buckets=defaults.buckets)
     try:
         spec = check(tcfg, scfg)
+        if not defaults.known:
+            log.info(
+                "role=server %s is not in a3c.envs' table: generic defaults (no reward "
+                "scaling, the preset's hyperparameters, solved at %s)",
+                tcfg.env_id, defaults.solved if defaults.solved is not None else "no return",
+            )  # fmt: skip
         if scfg.metrics_port:
             try:
                 start_http_server(scfg.metrics_port, scfg.metrics_host, registry=metrics.registry)
@@ -221,6 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     server.stop(grace=3.0).wait()
     app.close()
     seconds = app.runlog.seconds
+    for threshold, (episode, at) in sorted(app.runlog.reached.items()):
+        log.info(
+            "role=server 20-episode mean return reached %g at episode %d, %.1fs into training",
+            threshold, episode, at,
+        )  # fmt: skip
     if app.runlog.best is not None:
         mean, episode, at = app.runlog.best
         log.info(

@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 
 from a3c.config import ServerConfig, TrainConfig
+from a3c.envs import env_defaults
 from a3c.model import EnvSpec, build_actor, build_critic
 from a3c.trainer import Trainer
 from server import checkpoints
@@ -37,7 +38,8 @@ class App:
     ):
         keras.utils.set_random_seed(tcfg.seed)
         self.run_dir = run_dir
-        self.metrics = metrics or ServerMetrics()
+        defaults = env_defaults(tcfg.env_id, tcfg.env_kwargs)
+        self.metrics = metrics or ServerMetrics(return_buckets=defaults.buckets)
         self.trainer = Trainer(build_actor(spec, tcfg), build_critic(spec, tcfg), spec, tcfg)
         self._train_config = json.loads(tcfg.to_json())
         restored = checkpoints.restore(run_dir, self.trainer, self._train_config)
@@ -57,6 +59,7 @@ class App:
                 keep_episodes=start.episodes,
                 env_steps=start.env_steps,
                 seconds=start.seconds,
+                thresholds=defaults.thresholds,
             )
         except ValueError as err:
             raise checkpoints.CheckpointError(str(err)) from err

@@ -6,10 +6,12 @@ counters. No label names a worker: pods churn, and Prometheus adds `pod` itself.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
+
+from a3c.envs import GENERIC_BUCKETS
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 LEARNER_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5)
@@ -18,13 +20,17 @@ REFUSE_REASONS = (
     "invalid_tensor", "bad_steps", "future_version", "bad_episode", "bad_seq",
     "missing_log_probs", "unknown_worker", "wrong_mode", "bad_lease", "queue_full", "lease_lost",
 )  # fmt: skip
-RETURN_BUCKETS = (-1600, -1400, -1200, -1000, -800, -600, -400, -300, -200, -150, -100, 0)
 
 
 class ServerMetrics:
     """The server's metrics in one registry (a fresh one per server, so tests can read it)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None):
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        return_buckets: Sequence[float] = GENERIC_BUCKETS,
+    ):
+        """return_buckets: the episode-return histogram's, the environment's (a3c.envs)."""
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.rpc_requests = Counter(
@@ -129,7 +135,7 @@ class ServerMetrics:
         )
         self.episode_return = Histogram(
             "a3c_server_episode_return", "Raw return of trained episodes.",
-            buckets=RETURN_BUCKETS, registry=r,
+            buckets=tuple(return_buckets), registry=r,
         )  # fmt: skip
         self.return_mean = Gauge(
             "a3c_server_episode_return_mean20", "Mean return of the last 20 episodes.", registry=r

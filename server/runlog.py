@@ -7,6 +7,7 @@ import csv
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 HEADER = ("episode", "worker", "return", "length", "version", "env_steps", "seconds")
@@ -22,9 +23,12 @@ class RunLog:
         keep_episodes: int = 0,
         env_steps: int = 0,
         seconds: float = 0.0,
+        thresholds: Sequence[float] = (),
     ):
         """A new returns.csv, or, resuming from a checkpoint, the existing one cut back to
-        its first keep_episodes rows (episodes trained after the checkpoint are redone)."""
+        its first keep_episodes rows (episodes trained after the checkpoint are redone).
+        thresholds: returns (the environment's good and solved, a3c.envs) whose first
+        full-window mean reach is kept in `reached`."""
         self.path = path
         kept = self._read_rows(path)[:keep_episodes] if keep_episodes else []
         if len(kept) != keep_episodes:
@@ -44,6 +48,9 @@ class RunLog:
         self.env_steps = env_steps
         # The best full-window mean so far: (mean, episode, seconds), for the last log line.
         self.best: tuple[float, int, float] | None = None
+        self._thresholds = sorted(thresholds)
+        # threshold -> (episode, seconds) of the first full-window mean >= it (this process).
+        self.reached: dict[float, tuple[int, float]] = {}
 
     @staticmethod
     def _read_rows(path: Path) -> list[list[str]]:
@@ -74,6 +81,9 @@ class RunLog:
                 mean = sum(self._recent) / len(self._recent)
                 if self.best is None or mean > self.best[0]:
                     self.best = (mean, episode, self.seconds)
+                for threshold in self._thresholds:
+                    if mean >= threshold and threshold not in self.reached:
+                        self.reached[threshold] = (episode, self.seconds)
             row = (episode, worker, f"{ret:.3f}", length, version, self.env_steps)
             self._csv.writerow((*row, f"{self.seconds:.3f}"))
             self._file.flush()

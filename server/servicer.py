@@ -157,6 +157,9 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
                     rollout = codec.rollout_from_proto(message.rollout, obs_dim, action_dim, t_max)
                     slots = self._slots(header, rollout.steps, context)
                     batch, has_log_probs = pad([rollout], t_max), rollout.log_probs is not None
+                wrong = self._spec.invalid_actions(batch.actions)
+                if wrong:
+                    raise codec.CodecError(f"rollout actions: {wrong}")
             except codec.CodecError as err:
                 self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "invalid_tensor", str(err))
             if not has_log_probs and self._cfg.off_policy == "vtrace":

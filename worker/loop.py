@@ -15,7 +15,7 @@ import numpy as np
 
 from a3c import codec
 from a3c.config import TrainConfig, WorkerConfig
-from a3c.model import NumpyPolicy, env_spec, make_env, weight_shapes
+from a3c.model import NumpyPolicy, env_of, env_spec, weight_shapes
 from a3c.rollout import Collector, Piece, env_seeds
 from a3c.v1 import a3c_pb2 as pb
 from worker.client import Backoff, Client, PushStream, is_transient, retry
@@ -60,7 +60,7 @@ class Session:
         self.incarnation = reply.incarnation
         self.cfg = TrainConfig.from_json(reply.config_json)
         self.num_envs = wcfg.num_envs or self.cfg.num_envs  # 0: as the server's preset says
-        self.envs = envs or [make_env(self.cfg.env_id) for _ in range(self.num_envs)]
+        self.envs = envs or [env_of(self.cfg) for _ in range(self.num_envs)]
         self.spec = env_spec(self.envs[0], self.cfg.env_id)
         self.shapes = weight_shapes(self.spec, self.cfg)
         self.policy = NumpyPolicy(self.spec, self.cfg, rng)

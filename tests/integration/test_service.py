@@ -74,6 +74,52 @@ def test_the_two_modes_make_the_same_update(live_server_factory):
     np.testing.assert_allclose(w_data, w_grad, atol=1e-5)
 
 
+def test_discrete_actions_make_the_same_update_in_both_modes_and_bad_ones_change_nothing(
+    live_server_factory,
+):
+    """CartPole-v1 (Discrete(2)): a data push and the gradient push of the same rollout make
+    the same update; actions that are not whole numbers 0..1 are INVALID_ARGUMENT."""
+    cfg = TrainConfig(env_id="CartPole-v1", max_episodes=10, seed=3)
+    data_server, grad_server = live_server_factory(cfg), live_server_factory(cfg)
+    v0, w0 = flat_weights(data_server)
+    rng = np.random.default_rng(2)
+    r = Rollout(
+        rng.normal(size=(5, 4)).astype(np.float32),
+        np.array([[0], [1], [1], [0], [1]], np.float32),
+        np.ones(5, np.float32),
+        rng.normal(size=4).astype(np.float32),
+        True,
+    )
+    worker_id, lease = connect(data_server, pb.MODE_DATA)
+    for bad in (1.5, 2.0, -1.0):
+        actions = r.actions.copy()
+        actions[2, 0] = bad
+        sent = codec.rollout_to_proto(dataclasses.replace(r, actions=actions))
+        with pytest.raises(grpc.RpcError) as err:
+            list(data_server.stub.PushSamples(iter([
+                pb.SamplePush(header=header(worker_id, lease), rollout=sent)
+            ])))  # fmt: skip
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "whole numbers 0..1" in err.value.details()
+    version, unchanged = flat_weights(data_server)
+    assert version == v0 and np.array_equal(unchanged, w0)
+    push = pb.SamplePush(header=header(worker_id, lease), rollout=codec.rollout_to_proto(r))
+    (data_reply,) = list(data_server.stub.PushSamples(iter([push])))
+    spec = data_server.app.servicer._spec
+    assert spec.discrete and spec.n_actions == 2
+    actor_g, critic_g = LocalGradients(spec, cfg).compute(v0, w0, [r])
+    worker_id, lease = connect(grad_server, pb.MODE_GRADIENT)
+    push = pb.GradientPush(
+        header=header(worker_id, lease), actor_grads=codec.to_tensors(actor_g),
+        critic_grads=codec.to_tensors(critic_g), steps=r.steps,
+    )  # fmt: skip
+    (grad_reply,) = list(grad_server.stub.PushGradients(iter([push])))
+    assert data_reply.version == grad_reply.version == 1
+    _, w_data = flat_weights(data_server)
+    assert not np.allclose(w_data, w0)
+    np.testing.assert_allclose(w_data, flat_weights(grad_server)[1], atol=1e-5)
+
+
 def test_vtrace_weighs_samples_by_their_log_probs_and_requires_them(live_server_factory):
     """A V-trace server given the current policy's log-probs makes the plain server's
     update; given other log-probs, another; given none, INVALID_ARGUMENT and no change."""
@@ -86,10 +132,10 @@ def test_vtrace_weighs_samples_by_their_log_probs_and_requires_them(live_server_
     policy = NumpyPolicy(spec, cfg, np.random.default_rng(0))
     policy.set_weights(split_flat(w0, actor_shapes))
     r = rollout(seed=5, steps=3)
-    log_probs = np.array(
-        [gaussian_log_prob(a, *policy.mean_std(s)) for s, a in zip(r.states, r.actions)],
-        np.float32,
-    )
+    log_probs = policy.log_prob_batch(r.states, r.actions)
+    assert log_probs[0] == pytest.approx(gaussian_log_prob(r.actions[0], *(
+        x[0] for x in policy.mean_std_batch(r.states[:1])
+    )))  # fmt: skip
 
     def push(live, sent):
         worker_id, lease = connect(live, pb.MODE_DATA)

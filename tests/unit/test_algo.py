@@ -8,15 +8,7 @@ import pytest
 
 from a3c import algo
 from a3c.config import TrainConfig, preset_config
-from a3c.model import (
-    NumpyPolicy,
-    actor_forward,
-    build_actor,
-    build_critic,
-    critic_forward,
-    env_spec,
-    make_env,
-)
+from a3c.model import NumpyPolicy, build_actor, build_critic, env_spec, make_env, networks
 from a3c.rollout import Rollout, pad
 
 GAMMA = 0.9
@@ -118,7 +110,32 @@ CONFIGS = {
     "default": TrainConfig(),
     "entropy+normalized": preset_config("seed", entropy_coef=0.05, normalize_advantages=True),
     "vtrace": TrainConfig(off_policy="vtrace", vtrace_rho_clip=1.2, vtrace_c_clip=0.8),
+    "discrete": TrainConfig(env_id="CartPole-v1", entropy_coef=0.05),
+    "discrete vtrace": TrainConfig(
+        env_id="Acrobot-v1", off_policy="vtrace", vtrace_rho_clip=1.2, vtrace_c_clip=0.8
+    ),
 }
+
+
+def outputs(model, obs) -> list[np.ndarray]:
+    """A Keras model's outputs as a list of numpy arrays (one head: a list of one)."""
+    out = model(obs)
+    return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
+
+
+def np_log_prob_entropy(spec, cfg, heads, actions):
+    """log pi(a|s) and the entropy, written out in numpy (float64) from the raw heads."""
+    if spec.discrete:
+        logits = heads[0].astype(np.float64)
+        log_z = np.log(np.sum(np.exp(logits), -1))
+        logp_all = logits - log_z[:, None]
+        logp = logp_all[np.arange(len(actions)), actions[:, 0].astype(int)]
+        return logp, -np.sum(np.exp(logp_all) * logp_all, -1)
+    mu = spec.action_center + spec.action_half_range * heads[0]
+    std = np.clip(heads[1], cfg.std_min, cfg.std_max)
+    z = (actions - mu) / std
+    logp = np.sum(-0.5 * z**2 - np.log(std * np.sqrt(2 * np.pi)), -1)
+    return logp, np.sum(np.log(std) + 0.5 * (np.log(2 * np.pi) + 1), -1)
 
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
@@ -129,15 +146,19 @@ def nets(request):
 
 
 def test_numpy_forward_equals_keras(nets):
+    """One description (a3c.model.networks) makes the Keras models, their weight shapes
+    and the numpy forward pass: all three agree."""
     spec, cfg, actor, critic = nets
+    actor_net, critic_net = networks(spec, cfg)
+    assert [w.shape for w in actor.get_weights()] == actor_net.shapes(spec.obs_dim)
+    assert [w.shape for w in critic.get_weights()] == critic_net.shapes(spec.obs_dim)
     obs = np.random.default_rng(0).normal(size=(64, spec.obs_dim)).astype(np.float32) * 3
-    mu, std = actor(obs)
-    np_mu, np_std = actor_forward(actor.get_weights(), obs, cfg.std_mode)
-    np.testing.assert_allclose(np_mu, mu.numpy(), atol=1e-5)
-    np.testing.assert_allclose(np_std, std.numpy(), atol=1e-5)
-    np.testing.assert_allclose(
-        critic_forward(critic.get_weights(), obs), critic(obs).numpy()[:, 0], atol=1e-5
-    )
+    for net, model in ((actor_net, actor), (critic_net, critic)):
+        want = outputs(model, obs)
+        got = net.forward(model.get_weights(), obs)
+        assert len(got) == len(want) == len(net.heads)
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, atol=1e-5)
 
 
 def test_a_workers_log_prob_is_the_learners(nets):
@@ -149,13 +170,48 @@ def test_a_workers_log_prob_is_the_learners(nets):
     obs = np.random.default_rng(4).normal(size=(16, spec.obs_dim)).astype(np.float32)
     sent = [policy.sample_with_log_prob(o) for o in obs]
     actions = np.stack([a for a, _ in sent])
-    mu, std = algo.policy_distribution(*actor(obs), spec, cfg)
-    learner = algo.gaussian_log_prob(actions, mu, std).numpy()
-    np.testing.assert_allclose([lp for _, lp in sent], learner, atol=1e-4)
+    learner, _ = algo.log_prob_entropy(actor(obs), actions, spec, cfg)
+    np.testing.assert_allclose([lp for _, lp in sent], learner.numpy(), atol=1e-4)
+    np.testing.assert_allclose(policy.log_prob_batch(obs, actions), learner.numpy(), atol=1e-4)
+    if spec.discrete:
+        assert set(np.unique(actions)) <= set(range(spec.n_actions))
 
 
-def test_policy_distribution_scales_and_clips(nets):
-    spec, cfg, _, _ = nets
+def test_categorical_log_prob_and_entropy_on_fixed_logits():
+    logits = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [5.0, -5.0, 0.0]], np.float32)
+    actions = np.array([[2.0], [1.0], [1.0]], np.float32)
+    e = np.exp(logits.astype(np.float64))
+    p = e / e.sum(1, keepdims=True)
+    want_logp = np.log(p[np.arange(3), [2, 1, 1]])
+    want_entropy = -np.sum(p * np.log(p), 1)
+    np.testing.assert_allclose(algo.categorical_log_prob(actions, logits), want_logp, rtol=1e-5)
+    np.testing.assert_allclose(algo.categorical_entropy(logits), want_entropy, rtol=1e-5)
+    assert want_entropy[1] == pytest.approx(math.log(3))  # uniform over 3: log 3
+
+
+def test_a_discrete_policy_samples_its_probabilities():
+    """The numpy categorical sampler's frequencies are softmax(logits), within 4 sigma."""
+    cfg = TrainConfig(env_id="CartPole-v1", hidden_sizes=(4,))
+    spec = env_spec(make_env(cfg.env_id))
+    policy = NumpyPolicy(spec, cfg, np.random.default_rng(0))
+    actor_net, _ = networks(spec, cfg)
+    weights = [np.zeros(s, np.float32) for s in actor_net.shapes(spec.obs_dim)]
+    weights[-1][:] = [0.0, np.log(3.0)]  # logits bias: p = 1/4, 3/4 for every state
+    policy.set_weights(weights)
+    actions, log_probs = policy.sample_batch(np.zeros((20000, spec.obs_dim), np.float32))
+    share = float(np.mean(actions[:, 0] == 1.0))
+    assert abs(share - 0.75) < 4 * math.sqrt(0.75 * 0.25 / 20000)
+    np.testing.assert_allclose(log_probs, np.where(actions[:, 0] == 1, np.log(0.75), np.log(0.25)),
+                               rtol=1e-5)  # fmt: skip
+    assert policy.act_deterministic(np.zeros(spec.obs_dim, np.float32))[0] == 1.0
+    assert policy.env_action(actions[0]) in (0, 1) and isinstance(
+        policy.env_action(actions[0]), int
+    )
+
+
+def test_policy_distribution_scales_and_clips():
+    cfg = TrainConfig()
+    spec = env_spec(make_env(cfg.env_id))
     mu, std = algo.policy_distribution(
         np.array([[0.5]], np.float32), np.array([[5.0]], np.float32), spec, cfg
     )
@@ -166,25 +222,29 @@ def test_policy_distribution_scales_and_clips(nets):
 def test_losses_match_numpy_ground_truth(nets):
     spec, cfg, actor, critic = nets
     rng = np.random.default_rng(1)
+    if spec.discrete:
+        actions = rng.integers(0, spec.n_actions, size=(3, 1)).astype(np.float32)
+    else:
+        actions = rng.uniform(-2, 2, size=(3, 1)).astype(np.float32)
     rollout = Rollout(
-        rng.normal(size=(3, 3)).astype(np.float32),
-        rng.uniform(-2, 2, size=(3, 1)).astype(np.float32),
+        rng.normal(size=(3, spec.obs_dim)).astype(np.float32),
+        actions,
         rng.uniform(-16, 0, size=3).astype(np.float32),
-        rng.normal(size=3).astype(np.float32),
+        rng.normal(size=spec.obs_dim).astype(np.float32),
         False,
     )
+    actor_net, critic_net = networks(spec, cfg)
     aw, cw = actor.get_weights(), critic.get_weights()
-    v = critic_forward(cw, rollout.states).astype(np.float64)
-    boot = float(critic_forward(cw, rollout.next_state[None])[0])
+    v = critic_net.forward(cw, rollout.states)[0][:, 0].astype(np.float64)
+    boot = float(critic_net.forward(cw, rollout.next_state[None])[0][0, 0])
     r = (rollout.rewards.astype(np.float64) + cfg.reward_shift) / cfg.reward_scale
     y, acc = np.zeros(3), boot
     for t in reversed(range(3)):
         acc = r[t] + cfg.gamma * acc
         y[t] = acc
-    mu_raw, std_raw = actor_forward(aw, rollout.states, cfg.std_mode)
-    mu, std = 2.0 * mu_raw[:, 0], np.clip(std_raw[:, 0], cfg.std_min, cfg.std_max)
-    a = rollout.actions[:, 0]
-    logp = -((a - mu) ** 2) / (2 * std**2) - np.log(std * np.sqrt(2 * np.pi))
+    logp, entropy = np_log_prob_entropy(
+        spec, cfg, actor_net.forward(aw, rollout.states), rollout.actions
+    )
     # Behaviour log-probs making pi/mu = 0.55, 1.65, 1.22: both V-trace clips bite.
     rollout = dataclasses.replace(rollout, log_probs=(logp - [-0.6, 0.5, 0.2]).astype(np.float32))
     actor_loss, critic_loss = algo.losses(actor, critic, pad([rollout], cfg.t_max), spec, cfg)
@@ -201,7 +261,30 @@ def test_losses_match_numpy_ground_truth(nets):
         adv = rho * (r + cfg.gamma * np.append(y[1:], boot) - v)
     if cfg.normalize_advantages:
         adv = (adv - adv.mean()) / (adv.std() + 1e-6)
-    entropy = np.log(std) + 0.5 * (np.log(2 * np.pi) + 1)
     want = -np.sum(logp * adv) - cfg.entropy_coef * np.sum(entropy)
     assert actor_loss.numpy() == pytest.approx(want, rel=1e-4)
     assert critic_loss.numpy() == pytest.approx(np.mean((y - v) ** 2), rel=1e-4)
+
+
+def test_action_spaces_other_than_box_and_discrete_are_refused_in_one_line():
+    import gymnasium as gym
+    from gymnasium import spaces
+
+    from a3c.model import EnvSpecError
+
+    class Env(gym.Env):
+        def __init__(self, action_space, observation_space):
+            self.action_space, self.observation_space = action_space, observation_space
+
+    box = spaces.Box(-1.0, 1.0, (3,), np.float32)
+    for space in (spaces.MultiDiscrete([2, 3]), spaces.Dict({"a": spaces.Discrete(2)})):
+        with pytest.raises(EnvSpecError) as err:
+            env_spec(Env(space, box), "Custom-v0")
+        message = str(err.value)
+        assert type(space).__name__ in message and "\n" not in message
+        assert "supported: Box observations and a Box (continuous) or Discrete" in message
+    spec = env_spec(Env(spaces.Discrete(5), box), "Custom-v0")
+    assert (spec.discrete, spec.n_actions, spec.action_dim, spec.obs_dim) == (True, 5, 1, 3)
+    assert spec.invalid_actions(np.array([[0.0], [4.0]])) is None
+    for bad in ([[5.0]], [[-1.0]], [[1.5]]):
+        assert "whole numbers 0..4" in spec.invalid_actions(np.array(bad))

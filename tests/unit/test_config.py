@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from a3c import config
-from a3c.config import ServerConfig, TrainConfig, WorkerConfig
+from a3c.config import ServerConfig, TrainConfig, WorkerConfig, preset_config
+from a3c.envs import ENVIRONMENTS, GENERIC, env_defaults, parse_env_kwargs
 
 # The seed's reference algorithm, kept in the repository (the talk itself, shared/seed.md,
 # lies beside it on a developer's machine: where it does, the excerpt must still be in it).
@@ -63,7 +64,39 @@ def test_seed_preset_is_the_seed_exactly():
     assert (cfg.entropy_coef, cfg.normalize_advantages, cfg.lr_schedule) == (0.0, False, "constant")
     assert (cfg.std_mode, cfg.max_policy_lag, cfg.off_policy) == ("state", 0, "none")
     assert cfg.env_id == "Pendulum-v1"
-    assert set(config.SEED_PRESET) >= set(want)
+    # Every value the seed sets is the seed preset's, but the reward scaling: Pendulum's,
+    # in a3c.envs' table, so that other environments train on their raw rewards.
+    assert set(config.SEED_PRESET) | set(ENVIRONMENTS["Pendulum-v1"].train) >= set(want)
+
+
+def test_the_environment_table_sets_reward_scaling_per_environment():
+    """Pendulum keeps the seed's (r + 8) / 8, CartPole its own r / 100, MountainCar none,
+    an unknown id the generic defaults; a flag overrides either, and over any preset the
+    table's entry wins."""
+    assert (TrainConfig().reward_shift, TrainConfig().reward_scale) == (8.0, 8.0)
+    cartpole = TrainConfig(env_id="CartPole-v1")
+    assert (cartpole.reward_shift, cartpole.reward_scale) == (0.0, 100.0)
+    car = TrainConfig(env_id="MountainCarContinuous-v0")
+    assert (car.reward_shift, car.reward_scale) == (0.0, 1.0)
+    assert cartpole.gamma == ENVIRONMENTS["CartPole-v1"].train["gamma"]
+    (flagged,) = config.parse(
+        [TrainConfig], ["--env-id", "CartPole-v1", "--reward-scale", "10", "--gamma", "0.5"], "x",
+        {"A3C_REWARD_SHIFT": "1"},
+    )  # fmt: skip
+    assert (flagged.reward_shift, flagged.reward_scale, flagged.gamma) == (1.0, 10.0, 0.5)
+    assert TrainConfig(reward_shift=0.0).reward_shift == 0.0
+    assert preset_config("fast", env_id="CartPole-v1").num_envs == config.FAST_PRESET["num_envs"]
+    unknown = env_defaults("MountainCar-v0")
+    assert not unknown.known and unknown.train == GENERIC.train
+    assert unknown.solved == -110.0  # gymnasium's reward_threshold
+    assert env_defaults("LunarLander-v3", "continuous=true").action_labels == (
+        "main engine", "side engines",
+    )  # fmt: skip
+    assert parse_env_kwargs("continuous=true, n=3,x=0.5,name=a") == {
+        "continuous": True, "n": 3, "x": 0.5, "name": "a",
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        TrainConfig(env_kwargs="continuous")
 
 
 def test_a_preset_is_applied_however_the_config_is_built():
@@ -137,4 +170,5 @@ def test_the_readme_tuning_table_states_every_preset():
         listed[name] = tuple(convert(v.strip(" `")) for v in values)
     presets = ("seed", "default", "fast")
     want = {k: tuple(config.PRESETS[p][k] for p in presets) for k in config.SEED_PRESET}
+    assert "reward_shift" not in listed  # per environment: the Environments table
     assert listed == want

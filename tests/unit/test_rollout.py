@@ -36,6 +36,9 @@ class ZeroPolicy:
     def sample_batch(self, obs):
         return np.zeros((len(obs), 1), np.float32), np.full(len(obs), -1.0, np.float32)
 
+    def env_action(self, action):
+        return action
+
 
 def test_rollouts_stop_at_each_episode_end_and_bootstrap_only_truncations():
     envs = [Countdown(5, False), Countdown(6, True), Countdown(9, False)]
