@@ -224,6 +224,7 @@ def play(run_dir: Path, episodes: int, out: Path, seed: int) -> list[Episode]:
         raise RunError(f"no run folder at {run_dir}")
     cfg = train_config(run_dir)
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rgb_array needs no display
+    os.environ.setdefault("MUJOCO_GL", "egl")  # MuJoCo renders off-screen (Mesa's EGL)
     try:
         env = env_of(cfg, render_mode="rgb_array")
         spec = env_spec(env, cfg.env_id)
