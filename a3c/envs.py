@@ -46,7 +46,8 @@ class EnvDefaults:
     action_labels: tuple[str, ...] = ()
     """Names of the action's dimensions, or of a discrete action's values."""
     extra: str = ""
-    """The project's pip extra (pyproject.toml) that brings the environment, if any."""
+    """gymnasium's pip extra that brings the environment (box2d, mujoco), if any; the
+    project's envs extra (pyproject.toml) installs them all."""
     known: bool = True
     """False for GENERIC: the table has no entry for the environment."""
 
@@ -117,7 +118,11 @@ ENVIRONMENTS: dict[str, EnvDefaults] = {
         action_labels=("force",),
     ),
     "LunarLander-v3": EnvDefaults(
-        train={**NO_REWARD_SCALING, "gamma": 0.99, "entropy_coef": 0.01},
+        # Screened with a3c-sweep (one seed, 4,000 episodes): wider hidden layers, reward
+        # / 100, 16 environments per worker, advantages normalised per update.
+        train={"reward_shift": 0.0, "reward_scale": 100.0, "gamma": 0.99, "num_envs": 16,
+               "t_max": 16, "actor_lr": 1e-3, "critic_lr": 1e-3, "entropy_coef": 0.01,
+               "normalize_advantages": True, "hidden_sizes": (64, 64)},  # fmt: skip
         good=0.0,
         solved=200.0,
         buckets=(-500, -300, -200, -100, -50, 0, 50, 100, 150, 200, 250, 300),
@@ -135,7 +140,11 @@ ENVIRONMENTS: dict[str, EnvDefaults] = {
         extra="box2d",
     ),
     "LunarLander-v3 continuous=True": EnvDefaults(
-        train={**NO_REWARD_SCALING, "gamma": 0.99},
+        # Screened with a3c-sweep (one seed, 4,000 episodes): wider hidden layers, reward
+        # / 100, 16 environments per worker, advantages normalised per update.
+        train={"reward_shift": 0.0, "reward_scale": 100.0, "gamma": 0.99, "num_envs": 16,
+               "t_max": 16, "actor_lr": 1e-3, "critic_lr": 1e-3, "entropy_coef": 0.0, 
+               "normalize_advantages": True, "hidden_sizes": (64, 64)},  # fmt: skip
         good=0.0,
         solved=200.0,
         buckets=(-500, -300, -200, -100, -50, 0, 50, 100, 150, 200, 250, 300),
@@ -167,7 +176,11 @@ ENVIRONMENTS: dict[str, EnvDefaults] = {
         extra="mujoco",
     ),
     "HalfCheetah-v5": EnvDefaults(
-        train={**NO_REWARD_SCALING, "gamma": 0.99},
+        # Screened with a3c-sweep (one seed, 1M env steps): 256-256 hidden layers (the
+        # default 64-32-16 stayed near 0), reward / 10, normalised advantages, 16
+        # environments per worker.
+        train={"reward_shift": 0.0, "reward_scale": 10.0, "gamma": 0.99, "num_envs": 16,
+               "t_max": 16, "normalize_advantages": True, "hidden_sizes": (256, 256)},  # fmt: skip
         good=1000.0,
         solved=4800.0,
         buckets=(-500, 0, 500, 1000, 1500, 2000, 3000, 4000, 4800, 6000, 8000),

@@ -93,7 +93,7 @@ def make_env(env_id: str, render_mode: str | None = None, env_kwargs: str = "") 
         env = gym.make(env_id, render_mode=render_mode, **kwargs)
     except gym.error.DependencyNotInstalled as err:
         extra = env_defaults(env_id, env_kwargs).extra
-        hint = f" (pip install 'a3c-grpc[{extra}]', or make setup)" if extra else ""
+        hint = f" (gymnasium[{extra}], which make setup installs)" if extra else ""
         raise EnvSpecError(f"environment {env_id!r} needs a package: {err}{hint}") from None
     except (gym.error.Error, TypeError, ValueError) as err:
         raise EnvSpecError(f"environment {env_id!r} cannot be made: {err}") from None

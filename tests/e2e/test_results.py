@@ -124,6 +124,34 @@ def test_play_writes_a_gif_and_a_plot(compared, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "env_id, steps_max", [("CartPole-v1", 500), ("InvertedPendulum-v5", 1000)]
+)
+def test_play_shows_any_environment(tmp_path, env_id, steps_max):
+    """A discrete environment and a MuJoCo one (rendered off-screen): a GIF of at most
+    MAX_FRAMES frames per episode and a plot of the observations and actions, named."""
+    from a3c.envs import env_defaults
+    from lab.play import MAX_FRAMES
+
+    extra = env_defaults(env_id).extra
+    if extra:  # gymnasium's extra -> the module it brings
+        module = {"box2d": "Box2D", "mujoco": "mujoco"}[extra]
+        pytest.importorskip(module, reason=f"{env_id} needs gymnasium[{extra}]: make setup")
+    run_dir = tmp_path / "run"
+    trained = run("lab.train", "-n", 1, "--mode", "data", "--max-episodes", 2, "--env-id",
+                  env_id, "--run-dir", run_dir, "--metrics-port", 0)  # fmt: skip
+    assert trained.returncode == 0, trained.stdout[-3000:] + trained.stderr[-3000:]
+    done = run("lab.play", run_dir, "--episodes", 1, "--out", tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (steps,) = map(int, re.findall(r"^episode 1: return -?\d+\.\d \((\d+) steps\)$",
+                                   done.stdout, re.M))  # fmt: skip
+    assert 1 <= steps <= steps_max
+    frames = iio.imread(tmp_path / "play.gif", index=None)
+    assert 1 <= frames.shape[0] <= MAX_FRAMES and frames.shape[-1] == 3
+    assert frames.std() > 10, "the frames are blank"
+    assert_png(tmp_path / "play.png")
+
+
+@pytest.mark.parametrize(
     "damage, needle",
     [
         ("no folder", "no run folder at"),

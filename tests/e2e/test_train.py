@@ -278,3 +278,7 @@ def test_discrete_env_trains_exactly_its_budget_and_learns(
     returns = np.array([float(r["return"]) for r in table])
     late = returns[-50:].mean()
     assert late > bar, f"{env_id} {mode} seed {seed}: mean of the last 50 episodes {late:.0f}"
+    # The server's last lines say when the 20-episode mean reached the environment's
+    # "good" return (CartPole 200, Acrobot -200), as its progress line did.
+    good = ENVIRONMENTS[env_id].good
+    assert f"20-episode mean return reached {good:g} at episode" in done.stdout
