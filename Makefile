@@ -22,7 +22,7 @@ RUN_DIR ?= runs/$(if $(filter-out Pendulum-v1,$(ENV)),$(ENV)-)$(MODE)-n$(N)$(if 
 PROM_PORT ?= 9090
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup lock proto train server workers monitor prometheus dashboard test lint format clean
+.PHONY: setup lock proto train server workers monitor prometheus dashboard tensorboard test lint format clean
 
 setup: $(STAMP)
 
@@ -79,6 +79,13 @@ monitor: prometheus
 	@echo "Grafana: add it as a Prometheus data source, import deploy/grafana/dashboards/a3c.json."
 	prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path=runs/prometheus \
 		--web.listen-address=127.0.0.1:$(PROM_PORT)
+
+# TensorBoard on a run's event files (RUN_DIR/tensorboard: diagnostics, returns, throughput).
+TB_HOST ?= 127.0.0.1
+TB_PORT ?= 6006
+tensorboard: $(STAMP)
+	@test -n "$(call given,RUN_DIR)" || { echo "make tensorboard: set RUN_DIR=runs/NAME" >&2; exit 2; }
+	$(BIN)/tensorboard --logdir $(firstword $(RUN_DIR))/tensorboard --host $(TB_HOST) --port $(TB_PORT)
 
 dashboard: $(STAMP)
 	$(BIN)/python deploy/grafana/build_dashboard.py

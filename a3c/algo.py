@@ -12,6 +12,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from a3c.config import TrainConfig
+from a3c.diagnostics import LOSS_DIAGNOSTICS
 from a3c.model import LOG_2PI, EnvSpec
 from a3c.rollout import Batch
 
@@ -124,8 +125,13 @@ def log_prob_entropy(outputs, actions, spec: EnvSpec, cfg: TrainConfig):
     return gaussian_log_prob(actions, mu, std), gaussian_entropy(std)
 
 
-def losses(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig):
-    """(actor_loss, critic_loss) of a padded batch, as the seed defines them.
+def masked_mean(x, mask):
+    return tf.reduce_sum(x * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
+def losses(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig, diagnostics=False):
+    """(actor_loss, critic_loss) of a padded batch, as the seed defines them; with
+    diagnostics, also the LOSS_DIAGNOSTICS vector, from the same forward pass.
 
     actor_loss = -sum_t log pi(a_t|s_t) * A_t with A_t = y_t - V(s_t) held constant;
     critic_loss = mean_t (y_t - V(s_t))^2 over real steps; both summed over the batch's
@@ -139,10 +145,12 @@ def losses(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig):
     values = tf.reshape(critic(flat_states), (-1, t_len))
     next_values = tf.stop_gradient(critic(next_states)[:, 0])
     train_rewards = (rewards + cfg.reward_shift) / cfg.reward_scale * mask
+    outputs = actor(flat_states)
     flat_log_prob, flat_entropy = log_prob_entropy(
-        actor(flat_states), tf.reshape(actions, (-1, spec.action_dim)), spec, cfg
+        outputs, tf.reshape(actions, (-1, spec.action_dim)), spec, cfg
     )
     log_prob = tf.reshape(flat_log_prob, (-1, t_len))
+    raw_advantages = None
     if cfg.off_policy == "vtrace":
         log_rhos = tf.stop_gradient(log_prob - behaviour_log_probs) * mask
         targets, advantages = vtrace_targets(
@@ -155,6 +163,7 @@ def losses(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig):
             n_step_targets(train_rewards, mask, next_values * bootstrap, cfg.gamma)
         )
         advantages = tf.stop_gradient(targets - values)
+    raw_advantages = advantages
     if cfg.normalize_advantages:
         advantages = normalize(advantages, mask)
     actor_loss = -tf.reduce_sum(log_prob * advantages * mask)
@@ -165,14 +174,46 @@ def losses(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig):
     # (a vectorized worker's push, merged pushes) weighs each as it would weigh alone.
     squared = tf.reduce_sum(tf.square(targets - values) * mask, axis=1)
     critic_loss = tf.reduce_sum(squared / tf.maximum(tf.reduce_sum(mask, axis=1), 1.0))
-    return actor_loss, critic_loss
+    if not diagnostics:
+        return actor_loss, critic_loss
+    values = tf.stop_gradient(values)
+    entropy = tf.reshape(flat_entropy, (-1, t_len))
+    if spec.discrete:
+        std = tf.constant(float("nan"))
+    else:
+        step_std = tf.reduce_mean(policy_distribution(*outputs, spec, cfg)[1], axis=-1)
+        std = masked_mean(tf.reshape(step_std, (-1, t_len)), mask)
+    target_mean = masked_mean(targets, mask)
+    error = targets - values
+    error_var = masked_mean(tf.square(error - masked_mean(error, mask)), mask)
+    target_var = masked_mean(tf.square(targets - target_mean), mask)
+    adv_mean = masked_mean(raw_advantages, mask)
+    log_rho = tf.stop_gradient(log_prob) - behaviour_log_probs
+    stats = {
+        "policy_loss": masked_mean(-tf.stop_gradient(log_prob) * advantages, mask),
+        "value_loss": masked_mean(tf.square(error), mask),
+        "entropy": masked_mean(tf.stop_gradient(entropy), mask),
+        "policy_std": std,
+        "explained_variance": 1.0 - error_var / tf.maximum(target_var, 1e-8),
+        "value_mean": masked_mean(values, mask),
+        "advantage_mean": adv_mean,
+        "advantage_std": tf.sqrt(masked_mean(tf.square(raw_advantages - adv_mean), mask)),
+        "log_ratio_abs_mean": masked_mean(tf.abs(log_rho), mask),
+        "vtrace_truncated_ratio": masked_mean(
+            tf.cast(log_rho > tf.math.log(cfg.vtrace_rho_clip), tf.float32), mask
+        ),
+    }
+    return actor_loss, critic_loss, tf.stack([stats[name] for name in LOSS_DIAGNOSTICS])
 
 
-def compute_gradients(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig):
-    """Gradients of the losses: (actor grads, critic grads), in trainable_variables order."""
+def compute_gradients(
+    actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig, diagnostics=False
+):
+    """Gradients of the losses: (actor grads, critic grads), in trainable_variables order;
+    with diagnostics, also losses' LOSS_DIAGNOSTICS vector."""
     with tf.GradientTape(persistent=True) as tape:
-        actor_loss, critic_loss = losses(actor, critic, batch, spec, cfg)
-    actor_grads = tape.gradient(actor_loss, actor.trainable_variables)
-    critic_grads = tape.gradient(critic_loss, critic.trainable_variables)
+        out = losses(actor, critic, batch, spec, cfg, diagnostics)
+    actor_grads = tape.gradient(out[0], actor.trainable_variables)
+    critic_grads = tape.gradient(out[1], critic.trainable_variables)
     del tape
-    return actor_grads, critic_grads
+    return (actor_grads, critic_grads, *out[2:])

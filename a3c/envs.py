@@ -80,9 +80,16 @@ ENVIRONMENTS: dict[str, EnvDefaults] = {
         # Screened with a3c-sweep (README, Environments). Returns reach 500, values at
         # gamma 0.99 near 100: scaled by 1/100 the critic tracks them (unscaled, it lags,
         # every advantage has one sign and the policy collapses onto one action).
-        train={"reward_shift": 0.0, "reward_scale": 100.0, "gamma": 0.99,
-               "entropy_coef": 0.01, "num_envs": 1, "t_max": 16, "actor_lr": 2e-3,
-               "critic_lr": 1e-3},  # fmt: skip
+        train={
+            "reward_shift": 0.0,
+            "reward_scale": 100.0,
+            "gamma": 0.99,
+            "entropy_coef": 0.01,
+            "num_envs": 1,
+            "t_max": 16,
+            "actor_lr": 2e-3,
+            "critic_lr": 1e-3,
+        },  # fmt: skip
         good=200.0,
         solved=475.0,
         hold=450.0,
@@ -120,9 +127,18 @@ ENVIRONMENTS: dict[str, EnvDefaults] = {
     "LunarLander-v3": EnvDefaults(
         # Screened with a3c-sweep (one seed, 4,000 episodes): wider hidden layers, reward
         # / 100, 16 environments per worker, advantages normalised per update.
-        train={"reward_shift": 0.0, "reward_scale": 100.0, "gamma": 0.99, "num_envs": 16,
-               "t_max": 16, "actor_lr": 1e-3, "critic_lr": 1e-3, "entropy_coef": 0.01,
-               "normalize_advantages": True, "hidden_sizes": (64, 64)},  # fmt: skip
+        train={
+            "reward_shift": 0.0,
+            "reward_scale": 100.0,
+            "gamma": 0.99,
+            "num_envs": 16,
+            "t_max": 16,
+            "actor_lr": 1e-3,
+            "critic_lr": 1e-3,
+            "entropy_coef": 0.01,
+            "normalize_advantages": True,
+            "hidden_sizes": (64, 64),
+        },  # fmt: skip
         good=0.0,
         solved=200.0,
         buckets=(-500, -300, -200, -100, -50, 0, 50, 100, 150, 200, 250, 300),
@@ -142,9 +158,18 @@ ENVIRONMENTS: dict[str, EnvDefaults] = {
     "LunarLander-v3 continuous=True": EnvDefaults(
         # Screened with a3c-sweep (one seed, 4,000 episodes): wider hidden layers, reward
         # / 100, 16 environments per worker, advantages normalised per update.
-        train={"reward_shift": 0.0, "reward_scale": 100.0, "gamma": 0.99, "num_envs": 16,
-               "t_max": 16, "actor_lr": 1e-3, "critic_lr": 1e-3, "entropy_coef": 0.0, 
-               "normalize_advantages": True, "hidden_sizes": (64, 64)},  # fmt: skip
+        train={
+            "reward_shift": 0.0,
+            "reward_scale": 100.0,
+            "gamma": 0.99,
+            "num_envs": 16,
+            "t_max": 16,
+            "actor_lr": 1e-3,
+            "critic_lr": 1e-3,
+            "entropy_coef": 0.0,
+            "normalize_advantages": True,
+            "hidden_sizes": (64, 64),
+        },  # fmt: skip
         good=0.0,
         solved=200.0,
         buckets=(-500, -300, -200, -100, -50, 0, 50, 100, 150, 200, 250, 300),
@@ -165,9 +190,16 @@ ENVIRONMENTS: dict[str, EnvDefaults] = {
         # Screened with a3c-sweep: CartPole's reward scaling (returns reach 1000), and
         # advantages normalised per update: without, 2 of 4 runs collapsed onto a
         # saturated push (episodes of 2 steps).
-        train={"reward_shift": 0.0, "reward_scale": 100.0, "gamma": 0.99, "num_envs": 1,
-               "t_max": 16, "actor_lr": 1e-3, "critic_lr": 1e-3,
-               "normalize_advantages": True},  # fmt: skip
+        train={
+            "reward_shift": 0.0,
+            "reward_scale": 100.0,
+            "gamma": 0.99,
+            "num_envs": 1,
+            "t_max": 16,
+            "actor_lr": 1e-3,
+            "critic_lr": 1e-3,
+            "normalize_advantages": True,
+        },  # fmt: skip
         good=500.0,
         solved=950.0,
         buckets=(10, 20, 50, 100, 200, 500, 800, 950, 1000),
@@ -179,8 +211,15 @@ ENVIRONMENTS: dict[str, EnvDefaults] = {
         # Screened with a3c-sweep (one seed, 1M env steps): 256-256 hidden layers (the
         # default 64-32-16 stayed near 0), reward / 10, normalised advantages, 16
         # environments per worker.
-        train={"reward_shift": 0.0, "reward_scale": 10.0, "gamma": 0.99, "num_envs": 16,
-               "t_max": 16, "normalize_advantages": True, "hidden_sizes": (256, 256)},  # fmt: skip
+        train={
+            "reward_shift": 0.0,
+            "reward_scale": 10.0,
+            "gamma": 0.99,
+            "num_envs": 16,
+            "t_max": 16,
+            "normalize_advantages": True,
+            "hidden_sizes": (256, 256),
+        },  # fmt: skip
         good=1000.0,
         solved=4800.0,
         buckets=(-500, 0, 500, 1000, 1500, 2000, 3000, 4000, 4800, 6000, 8000),

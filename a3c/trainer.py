@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from a3c.algo import compute_gradients
 from a3c.config import TrainConfig
+from a3c.diagnostics import APPLY_DIAGNOSTICS, LOSS_DIAGNOSTICS
 from a3c.model import EnvSpec
 from a3c.rollout import Batch
 
@@ -114,11 +115,13 @@ class Trainer:
     in order; see flat_weights). A call's cost grows with its inputs, and for these small
     networks the call, not the arithmetic, is most of a step.
 
-    `data_step(batch)` differentiates and applies in one call; `gradients(batch)` only
-    differentiates; `gradients_at(flat_weights, batch)` sets the weights and then
-    differentiates (a gradient-mode worker's one call per rollout); `gradient_step(grads)`
-    applies. Applying clips each network's gradients by global norm. Steps return the new
-    flat weights as numpy, so callers need no extra read.
+    `data_step(batch)` differentiates and applies in one call (`data_step(batch, True)`:
+    and returns the diagnostics of a3c.algo.LOSS_DIAGNOSTICS and APPLY_DIAGNOSTICS, by
+    name, computed in the same call); `gradients(batch)` only differentiates;
+    `gradients_at(flat_weights, batch)` sets the weights and then differentiates (a
+    gradient-mode worker's one call per rollout); `gradient_step(grads)` applies. Applying
+    clips each network's gradients by global norm. Steps return the new flat weights as
+    numpy, so callers need no extra read.
     """
 
     def __init__(self, actor, critic, spec: EnvSpec, cfg: TrainConfig):
@@ -139,13 +142,32 @@ class Trainer:
             "gradients": _Compiled(lambda x: self._gradients(self._unpack(x))),
             "gradients_at": _Compiled(self._gradients_at),
             "gradient_step": _Compiled(self._apply),
+            "data_step_diagnosed": _Compiled(self._data_step_diagnosed),
+            "gradient_step_diagnosed": _Compiled(
+                lambda g: tf.concat(self._apply(g, diagnostics=True), 0)
+            ),
             "weights": _Compiled(lambda x: flat_weights((self.actor, self.critic))),
             "assign": _Compiled(self._assign_flat),
         }
 
-    def data_step(self, batch: Batch) -> np.ndarray:
-        """One update from a batch of rollouts; the new flat weights."""
-        return self._steps["data_step"](pack(batch))
+    def data_step(self, batch: Batch, diagnostics: bool = False):
+        """One update from a batch of rollouts; the new flat weights (with diagnostics:
+        and a dict of the update's diagnostics)."""
+        if not diagnostics:
+            return self._steps["data_step"](pack(batch))
+        out = self._steps["data_step_diagnosed"](pack(batch))
+        return self._split_diagnostics(out, LOSS_DIAGNOSTICS + APPLY_DIAGNOSTICS)
+
+    def _split_diagnostics(self, out: np.ndarray, names) -> tuple[np.ndarray, dict]:
+        return out[: self.n_params], dict(zip(names, map(float, out[self.n_params :])))
+
+    def _data_step_diagnosed(self, x):
+        *grads, stats = compute_gradients(
+            self.actor, self.critic, self._unpack(x), self.spec, self.cfg, diagnostics=True
+        )
+        flat = tf.concat([tf.reshape(g, (-1,)) for g in (*grads[0], *grads[1])], 0)
+        new, applied = self._apply(flat, diagnostics=True)
+        return tf.concat([new, stats, applied], 0)
 
     def gradients(self, batch: Batch) -> np.ndarray:
         """Flat gradients of the losses at the current weights."""
@@ -155,9 +177,15 @@ class Trainer:
         """Sets the weights to flat, then as gradients(batch): one call."""
         return self._steps["gradients_at"](np.concatenate([flat, pack(batch)]))
 
-    def gradient_step(self, flat_grads: np.ndarray) -> np.ndarray:
-        """Applies flat gradients (clipped, Adam); the new flat weights."""
-        return self._steps["gradient_step"](np.asarray(flat_grads, np.float32))
+    def gradient_step(self, flat_grads: np.ndarray, diagnostics: bool = False):
+        """Applies flat gradients (clipped, Adam); the new flat weights (with diagnostics:
+        and a dict of APPLY_DIAGNOSTICS)."""
+        grads = np.asarray(flat_grads, np.float32)
+        if not diagnostics:
+            return self._steps["gradient_step"](grads)
+        return self._split_diagnostics(
+            self._steps["gradient_step_diagnosed"](grads), APPLY_DIAGNOSTICS
+        )
 
     def flat_weights(self) -> np.ndarray:
         return self._steps["weights"](np.zeros(0, np.float32))
@@ -179,14 +207,16 @@ class Trainer:
         self._assign_flat(x[: self.n_params])
         return self._gradients(self._unpack(x[self.n_params :]))
 
-    def _apply(self, flat_grads):
+    def _apply(self, flat_grads, diagnostics=False):
         """Clips each network's gradients by global norm, then one Adam step (Keras's
-        update rule and defaults: beta 0.9 and 0.999, epsilon 1e-7) on the flat vector."""
+        update rule and defaults: beta 0.9 and 0.999, epsilon 1e-7) on the flat vector;
+        with diagnostics, (new weights, the APPLY_DIAGNOSTICS vector)."""
         clip = self.cfg.grad_clip_norm
+        parts = tf.split(flat_grads, [self.n_actor, self.n_params - self.n_actor])
+        norms = [tf.norm(g) for g in parts]
         if clip > 0:
-            parts = tf.split(flat_grads, [self.n_actor, self.n_params - self.n_actor])
             flat_grads = tf.concat(
-                [g * (clip / tf.maximum(tf.norm(g), clip)) for g in parts], axis=0
+                [g * (clip / tf.maximum(n, clip)) for g, n in zip(parts, norms)], axis=0
             )
         adam = self._adam
         t = adam["t"].assign_add(1.0)
@@ -195,7 +225,10 @@ class Trainer:
         alpha = adam["lr"] * (tf.sqrt(1.0 - ADAM_BETA2**t) / (1.0 - ADAM_BETA1**t))
         new = flat_weights((self.actor, self.critic)) - alpha * m / (tf.sqrt(v) + ADAM_EPSILON)
         self._assign_flat(new)
-        return new
+        if not diagnostics:
+            return new
+        lr = adam["lr"]
+        return new, tf.stack([norms[0], norms[1], lr[0], lr[-1]])
 
     def _lr_vector(self, scale: float) -> np.ndarray:
         lr = np.full(self.n_params, self.cfg.critic_lr * scale, np.float32)

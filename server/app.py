@@ -20,6 +20,7 @@ from server.learner import Learner
 from server.metrics import ServerMetrics
 from server.runlog import RunLog
 from server.servicer import ParameterServer
+from server.summaries import Summaries
 from server.workers import Registry
 
 log = logging.getLogger("server")
@@ -65,11 +66,13 @@ class App:
             raise checkpoints.CheckpointError(str(err)) from err
         self._every, self._every_seconds = scfg.checkpoint_every, scfg.checkpoint_seconds
         self._last_checkpoint = time.monotonic()
+        self.summaries = Summaries(run_dir / "tensorboard")
         self.learner = Learner(
             self.trainer, self.budget, self.runlog, scfg.queue_size, self.metrics,
             self._on_episode, version=start.version,
             batch=scfg.learner_batch, reduce=scfg.learner_reduce,
-            max_policy_lag=tcfg.max_policy_lag,
+            max_policy_lag=tcfg.max_policy_lag, summaries=self.summaries,
+            grad_clip_norm=tcfg.grad_clip_norm,
         )  # fmt: skip
         self.metrics.episodes.inc(start.episodes)
         self.metrics.env_steps.inc(start.env_steps)
@@ -113,4 +116,5 @@ class App:
         self.learner.stop()
         self.save()
         self.runlog.close()
+        self.summaries.close()
         log.info("role=server saved weights to %s", self.run_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import logging
+import math
 import queue
 import threading
 import time
@@ -13,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from a3c.diagnostics import OFF_POLICY_DIAGNOSTICS
 from a3c.rollout import Batch
 from server.budget import Budget
 from server.metrics import ServerMetrics
@@ -52,6 +54,7 @@ class Push:
     slots: list[Slot]
     batch: Batch | None = None  # data mode: one row per slot
     grads: np.ndarray | None = None  # gradient mode: flat, actor's then critic's variables
+    has_log_probs: bool = False  # data mode: the batch carries behaviour log-probabilities
     enqueued: float = 0.0
     outcome: Outcome | None = None  # set by the learner, published through result
     result: concurrent.futures.Future = dataclasses.field(default_factory=concurrent.futures.Future)
@@ -74,7 +77,10 @@ class Learner:
     `trainer` is an a3c.trainer.Trainer; `on_episode(n)` runs in the learner thread after
     episode n is logged (checkpoints hook in there). Data-mode updates run as one fused
     call; every `split_every`-th runs as two calls, so that the compute and apply
-    histograms are sampled at the cost of a slower update 1 time in split_every.
+    histograms are sampled at the cost of a slower update 1 time in split_every. At most
+    once every `diagnose_seconds` an update also computes its diagnostics (a3c.trainer's,
+    in the same compiled call), which go to the a3c_server_learner_* metrics and, with
+    `summaries` (server.summaries.Summaries), to TensorBoard with every episode's return.
     """
 
     def __init__(
@@ -90,6 +96,9 @@ class Learner:
         batch: int = 1,
         reduce: str = "sum",
         max_policy_lag: int = 0,
+        summaries=None,
+        grad_clip_norm: float = 0.0,
+        diagnose_seconds: float = 0.5,
     ):
         self._trainer = trainer
         self._m = metrics
@@ -103,6 +112,9 @@ class Learner:
         self._batch, self._reduce = batch, reduce
         self._max_lag = max_policy_lag
         self._stopped = False
+        self._summaries, self._clip = summaries, grad_clip_norm
+        self._diagnose_seconds = diagnose_seconds
+        self._last_diagnosis: tuple[float, int] | None = None  # (time, env steps)
         metrics.version.set(version)
         metrics.queue_capacity.set(queue_size)
         metrics.queue_depth.set_function(self._queue.qsize)
@@ -220,17 +232,57 @@ class Learner:
         if grads:
             self._update(grads, "gradient")
 
+    def _diagnosis_due(self, now: float) -> bool:
+        last = self._last_diagnosis
+        return last is None or now - last[0] >= self._diagnose_seconds
+
+    def _record(self, mode: str, diagnostics: dict, has_log_probs: bool) -> None:
+        """The diagnostics of one update, to the metrics and TensorBoard."""
+        m = self._m
+        m.diagnosed.labels(mode).inc()
+        diagnostics = {
+            k: v
+            for k, v in diagnostics.items()
+            if not math.isnan(v) and (has_log_probs or k not in OFF_POLICY_DIAGNOSTICS)
+        }
+        for name, gauge in m.diagnostics.items():
+            if name in diagnostics:
+                gauge.set(diagnostics[name])
+        for network in ("actor", "critic"):
+            norm = diagnostics[f"{network}_grad_norm"]
+            m.grad_norm.labels(network).set(norm)
+            m.learning_rate.labels(network).set(diagnostics[f"{network}_lr"])
+            if self._clip > 0 and norm > self._clip:
+                m.grad_clipped.labels(network).inc()
+        now, steps = time.monotonic(), self._runlog.env_steps
+        last = self._last_diagnosis
+        self._last_diagnosis = (now, steps)
+        if self._summaries is None:
+            return
+        values = {f"learner/{k}": v for k, v in diagnostics.items()}
+        if last is not None and now > last[0]:
+            values["throughput/env_steps_per_s"] = (steps - last[1]) / (now - last[0])
+        self._summaries.scalars(steps, values)
+
     def _update(self, pushes: list[Push], mode: str) -> None:
         start = time.perf_counter()
+        diagnose = self._diagnosis_due(time.monotonic())
+        diagnostics = None
         if mode == "gradient":
             total = pushes[0].grads if len(pushes) == 1 else np.sum([p.grads for p in pushes], 0)
             if self._reduce == "mean" and len(pushes) > 1:
                 total = total / len(pushes)
-            flat = self._trainer.gradient_step(total)
+            if diagnose:
+                flat, diagnostics = self._trainer.gradient_step(total, diagnostics=True)
+            else:
+                flat = self._trainer.gradient_step(total)
             self._m.apply.labels(mode).observe(time.perf_counter() - start)
         else:
             batch = pushes[0].batch if len(pushes) == 1 else concat([p.batch for p in pushes])
-            if self._updates % self._split_every == 0:
+            split = self._updates % self._split_every == 0
+            if diagnose and not split:
+                flat, diagnostics = self._trainer.data_step(batch, diagnostics=True)
+            elif split:
                 # Sampled: computing and applying in two calls costs more than one fused call.
                 grads = self._trainer.gradients(batch)
                 mid = time.perf_counter()
@@ -240,6 +292,8 @@ class Learner:
             else:
                 flat = self._trainer.data_step(batch)
         self._m.update.labels(mode).observe(time.perf_counter() - start)
+        if diagnostics is not None:
+            self._record(mode, diagnostics, all(p.has_log_probs for p in pushes))
         self._updates += 1
         version = self.version + 1
         self._snapshot = (version, flat)
@@ -271,6 +325,12 @@ class Learner:
                 )
                 self._m.episodes.inc()
                 self._m.episode_return.observe(slot.episode_return)
+                if self._summaries is not None:
+                    self._summaries.scalars(
+                        self._runlog.env_steps,
+                        {"episode/return": slot.episode_return,
+                         "episode/length": float(slot.episode_length)},
+                    )  # fmt: skip
                 self._m.return_mean.set(self._runlog.recent_mean())
                 self._on_episode(episode)
 

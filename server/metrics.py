@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 
+from a3c.diagnostics import DIAGNOSTICS_HELP
 from a3c.envs import GENERIC_BUCKETS
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
@@ -77,6 +78,33 @@ class ServerMetrics:
             "Time to apply gradients, clip + Adam (data mode: a sample of the updates).",
             ["mode"], buckets=LEARNER_BUCKETS, registry=r,
         )  # fmt: skip
+        self.diagnostics = {
+            name: Gauge(f"a3c_server_learner_{name}", text, registry=r)
+            for name, text in DIAGNOSTICS_HELP.items()
+        }
+        self.grad_norm = Gauge(
+            "a3c_server_learner_grad_norm",
+            "Global gradient norm of the latest diagnosed update, before clipping.",
+            ["network"], registry=r,
+        )  # fmt: skip
+        self.learning_rate = Gauge(
+            "a3c_server_learner_learning_rate", "Current Adam learning rate.",
+            ["network"], registry=r,
+        )  # fmt: skip
+        self.diagnosed = Counter(
+            "a3c_server_learner_diagnosed_updates_total",
+            "Updates whose diagnostics were computed (sampled, at most a few per second).",
+            ["mode"], registry=r,
+        )  # fmt: skip
+        self.grad_clipped = Counter(
+            "a3c_server_learner_grad_clipped_total",
+            "Diagnosed updates whose gradient norm exceeded --grad-clip-norm: over "
+            "a3c_server_learner_diagnosed_updates_total, the clip fraction.",
+            ["network"], registry=r,
+        )  # fmt: skip
+        for network in ("actor", "critic"):
+            for metric in (self.grad_norm, self.learning_rate, self.grad_clipped):
+                metric.labels(network)
         self.busy_source: Callable[[], float] = lambda: 0.0
         r.register(_BusyCollector(self))
         self.updates = Counter(
@@ -150,7 +178,7 @@ class ServerMetrics:
         for mode in ("gradient", "data"):
             for metric in (
                 self.queue_wait, self.update, self.apply, self.updates, self.policy_lag,
-                self.pushes_applied, self.batch, self.stale,
+                self.pushes_applied, self.batch, self.stale, self.diagnosed,
             ):  # fmt: skip
                 metric.labels(mode)
         self.compute.labels("data")

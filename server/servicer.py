@@ -168,7 +168,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
                     "rollout.behaviour_log_probs is required: the server trains with V-trace",
                 )  # fmt: skip
             push = self._push("data", info, header, slots, context)
-            push.batch = batch
+            push.batch, push.has_log_probs = batch, has_log_probs
             yield self._apply(info, push, header.seq, context)
 
     def PushGradients(self, request_iterator, context):

@@ -94,6 +94,42 @@ ROWS: list[tuple[str, list[tuple[str, str, str, list[dict], dict]]]] = [
         ("Weights version", "short", "Updates applied since the start.",
          [q("a3c_server_weights_version", "version")], {}),
     ]),
+    ("Learning", [
+        ("Losses per step", "short",
+         "Policy-gradient loss -log pi * A and value loss (y - V)^2 per step, of the latest "
+         "diagnosed update (sampled in data mode, a few per second).",
+         [q("a3c_server_learner_policy_loss", "policy"),
+          q("a3c_server_learner_value_loss", "value")], {}),
+        ("Policy entropy and std", "short",
+         "Entropy of the policy (nats) and, for continuous actions, its standard deviation: "
+         "falling to nothing early means it stopped exploring.",
+         [q("a3c_server_learner_entropy", "entropy"),
+          q("a3c_server_learner_policy_std", "std")], {}),
+        ("Critic: explained variance and mean value", "short",
+         "1 - Var(y - V) / Var(y): near 1 the critic predicts its targets, at or below 0 it "
+         "predicts nothing; and the mean value estimate.",
+         [q("a3c_server_learner_explained_variance", "explained variance"),
+          q("a3c_server_learner_value_mean", "mean V")], {}),
+        ("Advantages", "short",
+         "Mean and std of the advantages before normalisation: a mean far from 0 is a "
+         "critic that lags its targets.",
+         [q("a3c_server_learner_advantage_mean", "mean"),
+          q("a3c_server_learner_advantage_std", "std")], {}),
+        ("Gradient norm before clipping", "short",
+         "Global norm of each network's gradient at the latest diagnosed update, before "
+         "--grad-clip-norm; and the share of diagnosed updates it clipped.",
+         [q("a3c_server_learner_grad_norm", "norm {{network}}"),
+          q(f"sum by (network) (rate(a3c_server_learner_grad_clipped_total[{RI}])) / "
+            f"scalar(sum(rate(a3c_server_learner_diagnosed_updates_total[{RI}])))",
+            "clipped {{network}}")], {}),
+        ("Learning rates", "short", "Adam's current learning rate of each network.",
+         [q("a3c_server_learner_learning_rate", "{{network}}")], {"min": 0}),
+        ("Off-policy: |log pi/mu| and V-trace truncation", "short",
+         "How far the learner's policy is from the weights that chose the actions (data "
+         "mode), and the fraction of steps whose ratio V-trace truncates.",
+         [q("a3c_server_learner_log_ratio_abs_mean", "|log pi/mu|"),
+          q("a3c_server_learner_vtrace_truncated_ratio", "truncated")], {"min": 0}),
+    ]),
     ("Workers", [
         ("Workers connected", "short",
          "Workers seen lately and not yet told the budget is spent.",

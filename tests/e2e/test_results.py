@@ -123,9 +123,7 @@ def test_play_writes_a_gif_and_a_plot(compared, tmp_path):
     assert_png(tmp_path / "play.png")
 
 
-@pytest.mark.parametrize(
-    "env_id, steps_max", [("CartPole-v1", 500), ("InvertedPendulum-v5", 1000)]
-)
+@pytest.mark.parametrize("env_id, steps_max", [("CartPole-v1", 500), ("InvertedPendulum-v5", 1000)])
 def test_play_shows_any_environment(tmp_path, env_id, steps_max):
     """A discrete environment and a MuJoCo one (rendered off-screen): a GIF of at most
     MAX_FRAMES frames per episode and a plot of the observations and actions, named."""

@@ -47,6 +47,37 @@ def assert_weights_load(run_dir, env_id="Pendulum-v1"):
     assert not np.array_equal(before, actor.get_weights()[0])
 
 
+def tensorboard_scalars(path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of the event files under path: tag -> [(step, value)] in file order."""
+    import tensorflow as tf
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for events in sorted(path.glob("events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(str(events)):
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor))
+                out.setdefault(value.tag, []).append((event.step, number))
+    return out
+
+
+def assert_tensorboard_matches(run_dir, table) -> None:
+    """RUN_DIR/tensorboard holds every episode's return (as returns.csv, at its env steps)
+    and the learner's diagnostics."""
+    from a3c.algo import LOSS_DIAGNOSTICS
+    from a3c.trainer import APPLY_DIAGNOSTICS
+
+    scalars = tensorboard_scalars(run_dir / "tensorboard")
+    returns = scalars["episode/return"]
+    assert [v for _, v in returns] == pytest.approx([float(r["return"]) for r in table], abs=1e-3)
+    assert [s for s, _ in returns] == [int(r["env_steps"]) for r in table]
+    for name in LOSS_DIAGNOSTICS + APPLY_DIAGNOSTICS:
+        assert f"learner/{name}" in scalars, sorted(scalars)
+    entropy = [v for _, v in scalars["learner/entropy"]]
+    assert all(np.isfinite(entropy))
+    rates = [v for _, v in scalars["learner/actor_lr"]]
+    assert rates == sorted(rates, reverse=True) and rates[0] <= 3e-4 + 1e-9  # falls linearly
+
+
 def test_make_train_data_mode_trains_exactly_the_budget(tmp_path):
     run_dir = tmp_path / "data"
     done = subprocess.run(
@@ -58,6 +89,7 @@ def test_make_train_data_mode_trains_exactly_the_budget(tmp_path):
     table = rows(run_dir)
     assert [int(r["episode"]) for r in table] == [1, 2, 3, 4, 5, 6]
     assert {r["length"] for r in table} == {"200"}
+    assert_tensorboard_matches(run_dir, table)
     # Not one step more than the budget's 6 episodes of 200 steps.
     assert int(table[-1]["env_steps"]) == 1200
     # One update per push: 50 pushes of 4 steps per episode.

@@ -94,6 +94,8 @@ def test_compiled_steps_trace_once(tmp_path):
             trainer.gradient_step(trainer.gradients(batch))
             trainer.assign_flat(trainer.flat_weights())
             trainer.gradients_at(trainer.flat_weights(), batch)
+            trainer.data_step(batch, diagnostics=True)
+            trainer.gradient_step(trainer.gradients(batch), diagnostics=True)
         assert set(trainer.trace_counts().values()) == {1}
     finally:
         server.close()

@@ -54,6 +54,11 @@ def test_counts_are_exact(live_server_factory):
     assert value(live, "a3c_server_learner_update_seconds_count", mode="data") == 6
     # Compute and apply are timed apart on 1 data-mode update in 20, the first included.
     assert value(live, "a3c_server_learner_compute_seconds_count", mode="data") == 1
+    # Diagnostics: the first update not timed apart (the second), then at most 2 a second.
+    diagnosed = value(live, "a3c_server_learner_diagnosed_updates_total", mode="data")
+    assert 1 <= diagnosed <= 5
+    assert value(live, "a3c_server_learner_entropy") != 0.0
+    assert value(live, "a3c_server_learner_learning_rate", network="actor") > 0
     assert value(live, "a3c_server_learner_apply_seconds_count", mode="data") == 1
     assert value(live, "a3c_server_policy_lag_versions_count", mode="data") == 6
     # Each stream's pushes were based on version 0: lags 0,1,2 then 3,4,5.

@@ -85,7 +85,12 @@ def test_the_environment_table_sets_reward_scaling_per_environment():
     )  # fmt: skip
     assert (flagged.reward_shift, flagged.reward_scale, flagged.gamma) == (1.0, 10.0, 0.5)
     assert TrainConfig(reward_shift=0.0).reward_shift == 0.0
-    assert preset_config("fast", env_id="CartPole-v1").num_envs == config.FAST_PRESET["num_envs"]
+    # Over the preset, the table's entry: CartPole sets its environments per worker, the
+    # MountainCar entry does not, so the fast preset's stand.
+    fast_cartpole = preset_config("fast", env_id="CartPole-v1")
+    assert fast_cartpole.num_envs == ENVIRONMENTS["CartPole-v1"].train["num_envs"]
+    fast_car = preset_config("fast", env_id="MountainCarContinuous-v0")
+    assert fast_car.num_envs == config.FAST_PRESET["num_envs"]
     unknown = env_defaults("MountainCar-v0")
     assert not unknown.known and unknown.train == GENERIC.train
     assert unknown.solved == -110.0  # gymnasium's reward_threshold
