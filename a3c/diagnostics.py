@@ -9,6 +9,9 @@ TensorFlow loads.
 
 from __future__ import annotations
 
+DIAGNOSE_SECONDS = 0.5
+"""The learner diagnoses at most one update per DIAGNOSE_SECONDS (server.learner)."""
+
 LOSS_DIAGNOSTICS = (
     "policy_loss", "value_loss", "entropy", "policy_std", "explained_variance",
     "value_mean", "advantage_mean", "advantage_std", "log_ratio_abs_mean",

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from a3c.diagnostics import DIAGNOSE_SECONDS
 from lab.runs import first_reach, read_returns
+
+DIAGNOSES_PER_S = 1 / DIAGNOSE_SECONDS
 
 REFERENCE_STEPS_S = 36.0  # the seed's reference code, N=2, on a 2-core machine
 
@@ -82,6 +85,15 @@ def tables(r: dict) -> str:
         what = f"{fmt(v['data_updates_s'])} updates ({fmt(v['data_steps_s'])} env steps)"
         lines.append(row(f"learner, data mode, {steps} steps per update", what))
     lines.append(row("learner, gradient applies", fmt(learner4["gradient_applies_s"])))
+    for steps, v in lim["learner"].items():
+        if "diagnosed_updates_s" in v:  # the diagnostics' cost at their sampling rate
+            extra = 1 / v["diagnosed_updates_s"] - 1 / v["data_updates_s"]
+            share = DIAGNOSES_PER_S * max(extra, 0.0)
+            lines.append(row(
+                f"learner, diagnosed data update, {steps} steps (learner time, at "
+                f"{DIAGNOSES_PER_S:g} a second)",
+                f"{fmt(v['diagnosed_updates_s'])} updates ({share:.2%})",
+            ))  # fmt: skip
     if "grpc_echo" in lim:  # the floor under any gRPC Python server
         e = lim["grpc_echo"]
         lines.append(row(

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from a3c.diagnostics import OFF_POLICY_DIAGNOSTICS
+from a3c.diagnostics import DIAGNOSE_SECONDS, OFF_POLICY_DIAGNOSTICS
 from a3c.rollout import Batch
 from server.budget import Budget
 from server.metrics import ServerMetrics
@@ -98,7 +98,7 @@ class Learner:
         max_policy_lag: int = 0,
         summaries=None,
         grad_clip_norm: float = 0.0,
-        diagnose_seconds: float = 0.5,
+        diagnose_seconds: float = DIAGNOSE_SECONDS,
     ):
         self._trainer = trainer
         self._m = metrics
