@@ -115,9 +115,10 @@ def limits(seconds: float, recorded_path: Path) -> dict:
         batch = pad([rollouts[i % len(rollouts)] for i in range(steps // cfg.t_max)], cfg.t_max)
         updates = rate_loop(lambda b=batch: trainer.data_step(b), seconds)
         learner[steps] = {"data_updates_s": updates, "data_steps_s": updates * steps}
-        # A diagnosed update (server.learner: one per DIAGNOSE_SECONDS at most) costs this.
-        diagnosed = rate_loop(lambda b=batch: trainer.data_step(b, diagnostics=True), seconds)
-        learner[steps]["diagnosed_updates_s"] = diagnosed
+    # A diagnosed update (server.learner: one per DIAGNOSE_SECONDS at most) costs this.
+    batch = pad(rollouts[:1], cfg.t_max)
+    diagnosed = rate_loop(lambda: trainer.data_step(batch, diagnostics=True), seconds)
+    learner[4]["diagnosed_updates_s"] = diagnosed
     grads = [trainer.gradients(pad([r], cfg.t_max)) for r in rollouts]
     applies = rate_loop(lambda: trainer.gradient_step(grads[0]), seconds)
     for steps in learner:

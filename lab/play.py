@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import multiprocessing
 import os
 import re
 import sys
@@ -78,7 +79,10 @@ def _load_error(err: Exception) -> str:
 
 
 def load_actor_weights(run_dir: Path, spec, cfg) -> list[np.ndarray]:
-    """The actor's weights from RUN_DIR/actor.weights.h5, checked against config.json."""
+    """The actor's weights from RUN_DIR/actor.weights.h5, checked against config.json.
+
+    Keras reads the file in a child process: this one must not load TensorFlow, with
+    which MuJoCo's off-screen (EGL) rendering crashes the process."""
     path = run_dir / "actor.weights.h5"
     if not path.is_file():
         raise RunError(f"no actor.weights.h5 in {run_dir}")
@@ -86,6 +90,15 @@ def load_actor_weights(run_dir: Path, spec, cfg) -> list[np.ndarray]:
 
     if not h5py.is_hdf5(path):
         raise RunError(f"{path} cannot be read as Keras weights: it is not an HDF5 file")
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        ok, value = pool.apply(_read_actor_weights, (path, spec, cfg))
+    if not ok:
+        raise RunError(value)
+    return value
+
+
+def _read_actor_weights(path: Path, spec, cfg) -> tuple[bool, list[np.ndarray] | str]:
+    """(True, the actor's weights) or (False, why not in one line); in a child process."""
     import_tensorflow()
     from a3c.model import build_actor
 
@@ -95,14 +108,14 @@ def load_actor_weights(run_dir: Path, spec, cfg) -> list[np.ndarray]:
             warnings.simplefilter("ignore")
             actor.load_weights(path)
     except OSError as err:  # h5py: not an HDF5 file, truncated, unreadable
-        raise RunError(f"{path} cannot be read as Keras weights: {err}") from None
+        return False, f"{path} cannot be read as Keras weights: {err}"
     except Exception as err:  # Keras: ValueError for shapes or layers that do not match
         sizes = ",".join(map(str, cfg.hidden_sizes))
-        raise RunError(
+        return False, (
             f"{path} does not fit the actor of {cfg.env_id} with hidden sizes {sizes} "
             f"(config.json): {_load_error(err)}"
-        ) from None
-    return actor.get_weights()
+        )
+    return True, actor.get_weights()
 
 
 def with_progress_bar(frame: np.ndarray, fraction: float) -> np.ndarray:
@@ -198,7 +211,7 @@ def write_plot(
         fig.legend(*top.get_legend_handles_labels(), loc="outside lower center",
                    ncols=min(len(episodes), 4), fontsize="small")  # fmt: skip
     else:
-        top.set(title=f"Observations ({episodes[0].ret:.0f}: the first episode's return)",
+        top.set(title=f"Observations (the first episode, return {episodes[0].ret:.0f})",
                 ylabel="observation (env units)")  # fmt: skip
         bottom.set(title="Actions (deterministic policy)", ylabel="action (env units)")
         if spec.discrete:

@@ -34,10 +34,10 @@ def test_make_bench_tiny(tmp_path):
     ]  # fmt: skip
     headers = {"what", "mode", "program", "SB3 A2C (peer)"}
     body = [r for r in rows if r.split("|")[1].strip() not in headers]
-    # limits, e2e (K = 1, 2), vectorized (M = 1, 4), capacity (B = 1, 2), time to a good
-    # return (fast data and the peer; their medians)
+    # limits (the diagnosed update's cost among them), e2e (K = 1, 2), vectorized (M = 1,
+    # 4), capacity (B = 1, 2), time to a good return (fast data and the peer; their medians)
     runs = 2 if peer else 1
-    assert len(body) == 10 + 2 + 2 + 2 + 2 * runs
+    assert len(body) == 11 + 2 + 2 + 2 + 2 * runs
     text = (tmp_path / "bench.md").read_text()
     assert ("| SB3 A2C (peer) | 1 x 8 |" in text) == peer
     assert ("Peer not installed" in text) != peer
