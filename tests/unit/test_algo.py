@@ -123,6 +123,19 @@ def outputs(model, obs) -> list[np.ndarray]:
     return [np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])]
 
 
+def np_values_targets(spec, cfg, critic_weights, rollout):
+    """(V(s_t), n-step targets y_t, V(s_T)) of an unterminated rollout, in numpy (float64)."""
+    critic_net = networks(spec, cfg)[1]
+    v = critic_net.forward(critic_weights, rollout.states)[0][:, 0].astype(np.float64)
+    boot = float(critic_net.forward(critic_weights, rollout.next_state[None])[0][0, 0])
+    r = (rollout.rewards.astype(np.float64) + cfg.reward_shift) / cfg.reward_scale
+    y, acc = np.zeros(len(r)), boot
+    for t in reversed(range(len(r))):
+        acc = r[t] + cfg.gamma * acc
+        y[t] = acc
+    return v, y, boot
+
+
 def np_log_prob_entropy(spec, cfg, heads, actions):
     """log pi(a|s) and the entropy, written out in numpy (float64) from the raw heads."""
     if spec.discrete:
@@ -233,15 +246,10 @@ def test_losses_match_numpy_ground_truth(nets):
         rng.normal(size=spec.obs_dim).astype(np.float32),
         False,
     )
-    actor_net, critic_net = networks(spec, cfg)
-    aw, cw = actor.get_weights(), critic.get_weights()
-    v = critic_net.forward(cw, rollout.states)[0][:, 0].astype(np.float64)
-    boot = float(critic_net.forward(cw, rollout.next_state[None])[0][0, 0])
+    actor_net = networks(spec, cfg)[0]
+    aw = actor.get_weights()
+    v, y, boot = np_values_targets(spec, cfg, critic.get_weights(), rollout)
     r = (rollout.rewards.astype(np.float64) + cfg.reward_shift) / cfg.reward_scale
-    y, acc = np.zeros(3), boot
-    for t in reversed(range(3)):
-        acc = r[t] + cfg.gamma * acc
-        y[t] = acc
     logp, entropy = np_log_prob_entropy(
         spec, cfg, actor_net.forward(aw, rollout.states), rollout.actions
     )

@@ -9,6 +9,7 @@ from a3c.config import TrainConfig
 from a3c.model import build_actor, build_critic, env_spec, make_env, networks
 from a3c.rollout import Rollout, pad
 from a3c.trainer import Trainer
+from tests.unit.test_algo import np_log_prob_entropy, np_values_targets
 
 
 @pytest.mark.parametrize("env_id", ["Pendulum-v1", "CartPole-v1"])
@@ -28,29 +29,17 @@ def test_diagnostics_match_numpy(env_id):
         log_probs=rng.normal(-1.0, 0.5, size=3).astype(np.float32),
     )  # fmt: skip
     batch = pad([rollout], cfg.t_max)
-    actor_net, critic_net = networks(spec, cfg)
     aw, cw = trainer.actor.get_weights(), trainer.critic.get_weights()
     grads = trainer.gradients(batch)  # at the same weights as the diagnosed update
     _, d = trainer.data_step(batch, diagnostics=True)
 
-    v = critic_net.forward(cw, rollout.states)[0][:, 0].astype(np.float64)
-    boot = float(critic_net.forward(cw, rollout.next_state[None])[0][0, 0])
-    r = (rollout.rewards.astype(np.float64) + cfg.reward_shift) / cfg.reward_scale
-    y, acc = np.zeros(3), boot
-    for t in reversed(range(3)):
-        acc = r[t] + cfg.gamma * acc
-        y[t] = acc
-    heads = [h.astype(np.float64) for h in actor_net.forward(aw, rollout.states)]
+    v, y, _ = np_values_targets(spec, cfg, cw, rollout)
+    heads = networks(spec, cfg)[0].forward(aw, rollout.states)
+    logp, entropy = np_log_prob_entropy(spec, cfg, heads, actions)
     if spec.discrete:
-        logp_all = heads[0] - np.log(np.exp(heads[0]).sum(1, keepdims=True))
-        entropy = -np.sum(np.exp(logp_all) * logp_all, 1)
-        logp = logp_all[np.arange(3), actions[:, 0].astype(int)]
         assert math.isnan(d["policy_std"])
     else:
         std = np.clip(heads[1][:, 0], cfg.std_min, cfg.std_max)
-        mu = 2.0 * heads[0][:, 0]
-        entropy = np.log(std) + 0.5 * (np.log(2 * np.pi) + 1)
-        logp = -((actions[:, 0] - mu) ** 2) / (2 * std**2) - np.log(std * np.sqrt(2 * np.pi))
         assert d["policy_std"] == pytest.approx(std.mean(), rel=1e-4)
     assert d["entropy"] == pytest.approx(entropy.mean(), rel=1e-4)
     assert d["explained_variance"] == pytest.approx(1 - np.var(y - v) / np.var(y), rel=1e-3)
