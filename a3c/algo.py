@@ -150,7 +150,6 @@ def losses(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig, diagnos
         outputs, tf.reshape(actions, (-1, spec.action_dim)), spec, cfg
     )
     log_prob = tf.reshape(flat_log_prob, (-1, t_len))
-    raw_advantages = None
     if cfg.off_policy == "vtrace":
         log_rhos = tf.stop_gradient(log_prob - behaviour_log_probs) * mask
         targets, advantages = vtrace_targets(

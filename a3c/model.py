@@ -225,13 +225,13 @@ def _param_layer(keras_mod, head: Layer):
 
     class Param(keras_mod.layers.Layer):
         def build(self, input_shape):
-            self.log_std = self.add_weight(
+            self.vector = self.add_weight(
                 shape=(units,), initializer=keras_mod.initializers.Constant(init), name=head.name
             )
 
         def call(self, x):
             ones = keras_mod.ops.ones_like(x[:, :1])
-            return ones * keras_mod.activations.get(activation)(self.log_std)[None, :]
+            return ones * keras_mod.activations.get(activation)(self.vector)[None, :]
 
         def compute_output_shape(self, input_shape):
             return (input_shape[0], units)
