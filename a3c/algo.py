@@ -39,17 +39,19 @@ def n_step_targets(rewards, mask, bootstrap_values, gamma: float) -> tf.Tensor:
 
 
 def vtrace_targets(
-    rewards, mask, values, bootstrap_values, log_rhos, gamma: float, rho_clip: float, c_clip: float
+    rewards, mask, values, bootstrap_values, log_rhos, gamma: float, rho_clip: float,
+    c_clip: float, lam: float = 1.0,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """V-trace (IMPALA, Espeholt et al. 2018) on padded rollouts: (v_s, policy advantages).
 
     v_s = V(x_s) + sum_{t>=s} gamma^(t-s) (c_s ... c_{t-1}) rho_t (r_t + gamma V(x_{t+1}) - V(x_t))
     and the policy-gradient advantage rho_s (r_s + gamma v_{s+1} - V(x_s)), with
-    rho_t = min(rho_clip, pi/mu), c_t = min(c_clip, pi/mu) and, after a rollout's last
+    rho_t = min(rho_clip, pi/mu), c_t = lam min(c_clip, pi/mu) and, after a rollout's last
     step, V and v equal to bootstrap_values. rewards, mask, values, log_rhos
     (log pi - log mu): [B, T]; bootstrap_values: [B] (0 where terminated). Returns two
     [B, T], 0 where mask is 0. With pi = mu and clips >= 1: the n-step targets y_t and
-    y_t - V(x_t), exactly as n_step_targets.
+    y_t - V(x_t), exactly as n_step_targets; with pi = mu and lam < 1, v_s are the
+    TD(lam) returns and v_s - V(x_s) the GAE(lam) advantages (Schulman et al. 2016).
     """
     rewards, mask, values, bootstrap_values, log_rhos = (
         tf.convert_to_tensor(x, tf.float32)
@@ -58,7 +60,7 @@ def vtrace_targets(
     t_len = rewards.shape[1]
     ratios = tf.exp(log_rhos)
     rhos = tf.minimum(rho_clip, ratios)
-    cs = tf.minimum(c_clip, ratios)
+    cs = lam * tf.minimum(c_clip, ratios)
     zero = tf.zeros_like(values[:, :1])
     boot = bootstrap_values[:, None]
     next_mask = tf.concat([mask[:, 1:], zero], 1)  # 1 where step t + 1 is real
@@ -154,9 +156,16 @@ def losses(actor, critic, batch: Batch, spec: EnvSpec, cfg: TrainConfig, diagnos
         log_rhos = tf.stop_gradient(log_prob - behaviour_log_probs) * mask
         targets, advantages = vtrace_targets(
             train_rewards, mask, tf.stop_gradient(values), next_values * bootstrap, log_rhos,
-            cfg.gamma, cfg.vtrace_rho_clip, cfg.vtrace_c_clip,
+            cfg.gamma, cfg.vtrace_rho_clip, cfg.vtrace_c_clip, cfg.gae_lambda,
         )  # fmt: skip
         targets, advantages = tf.stop_gradient(targets), tf.stop_gradient(advantages)
+    elif cfg.gae_lambda < 1:  # on-policy: ratios 1, so v_s are TD(lambda) returns
+        targets, _ = vtrace_targets(
+            train_rewards, mask, tf.stop_gradient(values), next_values * bootstrap,
+            tf.zeros_like(values), cfg.gamma, 1.0, 1.0, cfg.gae_lambda,
+        )  # fmt: skip
+        targets = tf.stop_gradient(targets)
+        advantages = tf.stop_gradient(targets - values)
     else:
         targets = tf.stop_gradient(
             n_step_targets(train_rewards, mask, next_values * bootstrap, cfg.gamma)

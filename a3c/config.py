@@ -59,6 +59,10 @@ class TrainConfig:
     """Adam learning rate of the critic."""
     hidden_sizes: tuple[int, ...] = FROM_PRESET
     """Hidden layer widths (relu) of both the actor and the critic, e.g. 64,32,16."""
+    obs_normalization: str = FROM_PRESET
+    """none, or bounds: both networks divide each observation by its bound in the
+    observation space (max |low|, |high|; unbounded ones as they are), e.g. Pendulum's
+    angular velocity by 8."""
     std_min: float = FROM_PRESET
     """Lower clip of the policy's standard deviation."""
     std_max: float = FROM_PRESET
@@ -96,6 +100,10 @@ class TrainConfig:
     """With off_policy vtrace: the truncation rho-bar of the importance weights."""
     vtrace_c_clip: float = FROM_PRESET
     """With off_policy vtrace: the truncation c-bar of the trace coefficients."""
+    gae_lambda: float = FROM_PRESET
+    """lambda of the advantages and value targets: GAE(lambda) and TD(lambda) returns
+    within each rollout (1: the seed's n-step returns; with off_policy vtrace, the trace
+    coefficients c are scaled by it, as in IMPALA)."""
     seed: int = 0
     """Seed of the initial weights."""
     preset: str = "default"
@@ -117,6 +125,7 @@ class TrainConfig:
             "lr_schedule": ("constant", "linear"),
             "std_mode": ("state", "param"),
             "off_policy": ("none", "vtrace"),
+            "obs_normalization": ("none", "bounds"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -127,6 +136,8 @@ class TrainConfig:
             raise ValueError("num_envs must be at least 1")
         if not (self.vtrace_rho_clip > 0 and self.vtrace_c_clip > 0):
             raise ValueError("vtrace_rho_clip and vtrace_c_clip must be > 0")
+        if not 0 <= self.gae_lambda <= 1:
+            raise ValueError("gae_lambda must be in [0, 1]")
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -145,6 +156,7 @@ SEED_PRESET: dict[str, Any] = {
     "actor_lr": 1e-4,
     "critic_lr": 1e-3,
     "hidden_sizes": (64, 32, 16),
+    "obs_normalization": "none",
     "std_min": 1e-2,
     "std_max": 1.0,
     "grad_clip_norm": 20.0,
@@ -158,6 +170,7 @@ SEED_PRESET: dict[str, Any] = {
     "off_policy": "none",
     "vtrace_rho_clip": 1.0,
     "vtrace_c_clip": 1.0,
+    "gae_lambda": 1.0,
 }
 """The seed's hyperparameters (../shared/seed.md), every one that TrainConfig tunes but the
 reward scaling, which is Pendulum's (a3c.envs: (r + 8) / 8, the seed's)."""
@@ -179,12 +192,13 @@ FAST_PRESET: dict[str, Any] = {
     **DEFAULT_PRESET,
     "num_envs": 8,
     "gamma": 0.9,
-    "actor_lr": 5e-4,
-    "critic_lr": 2e-3,
+    "actor_lr": 1e-3,
+    "critic_lr": 4e-3,
+    "obs_normalization": "bounds",
 }
 """For vectorized workers: fastest to a good return in seconds (README, Tuning): 8
-environments per worker, a shorter horizon and larger learning rates for updates of 32
-steps, otherwise the default preset."""
+environments per worker, a shorter horizon, observations scaled by their bounds and larger
+learning rates for updates of 32 steps, otherwise the default preset."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     "default": DEFAULT_PRESET,

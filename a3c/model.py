@@ -12,6 +12,7 @@ Dense layer kernel [in, out] then bias [out]; a Param layer is its one vector.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -42,6 +43,7 @@ class EnvSpec:
     action_low: np.ndarray  # [action_dim] float32 (discrete: 0)
     action_high: np.ndarray  # [action_dim] float32 (discrete: n_actions - 1)
     n_actions: int = 0  # > 0: a Discrete action space of this many actions
+    obs_bound: tuple[float, ...] = ()  # per observation: max |low|, |high| (1 where unbounded)
 
     @property
     def discrete(self) -> bool:
@@ -119,11 +121,17 @@ def env_spec(env: gym.Env, env_id: str = "") -> EnvSpec:
             f"space; supported: {SUPPORTED}"
         )
     obs_dim = int(np.prod(env.observation_space.shape))
+    bound = np.maximum(
+        np.abs(np.asarray(env.observation_space.low, np.float64)),
+        np.abs(np.asarray(env.observation_space.high, np.float64)),
+    ).reshape(-1)
+    obs_bound = tuple(float(b) if np.isfinite(b) and b > 0 else 1.0 for b in bound)
     if isinstance(space, spaces.Discrete):
         if int(space.start) != 0:
             raise EnvSpecError(f"environment {name!r}: Discrete actions must start at 0")
         n = int(space.n)
-        return EnvSpec(obs_dim, np.zeros(1, np.float32), np.full(1, n - 1, np.float32), n)
+        zero, last = np.zeros(1, np.float32), np.full(1, n - 1, np.float32)
+        return EnvSpec(obs_dim, zero, last, n, obs_bound)
     if not isinstance(space, spaces.Box):
         raise EnvSpecError(
             f"environment {name!r} has a {type(space).__name__} action space; "
@@ -133,7 +141,7 @@ def env_spec(env: gym.Env, env_id: str = "") -> EnvSpec:
     high = np.asarray(space.high, np.float32).reshape(-1)
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         raise EnvSpecError(f"environment {name!r} has an unbounded action space")
-    return EnvSpec(obs_dim=obs_dim, action_low=low, action_high=high)
+    return EnvSpec(obs_dim, low, high, obs_bound=obs_bound)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,11 +162,17 @@ class Layer:
 
 @dataclasses.dataclass(frozen=True)
 class Network:
-    """A trunk of Dense layers in a row, then heads, each on the trunk's output."""
+    """A trunk of Dense layers in a row, then heads, each on the trunk's output; the
+    inputs divided first by in_scale (per input; () leaves them as they are)."""
 
     name: str
     trunk: tuple[Layer, ...]
     heads: tuple[Layer, ...]
+    in_scale: tuple[float, ...] = ()
+
+    @functools.cached_property
+    def _multiplier(self) -> np.ndarray | None:
+        return 1.0 / np.asarray(self.in_scale, np.float32) if self.in_scale else None
 
     def shapes(self, in_dim: int) -> list[tuple[int, ...]]:
         """The weight shapes, in Keras order."""
@@ -173,6 +187,8 @@ class Network:
 
     def forward(self, weights: Sequence[np.ndarray], x: np.ndarray) -> list[np.ndarray]:
         """numpy: inputs [B, in] -> one [B, units] float32 array per head."""
+        if self._multiplier is not None:
+            x = x * self._multiplier
         i = 0
         for layer in self.trunk:
             x = NUMPY_ACTIVATIONS[layer.activation](x @ weights[i] + weights[i + 1])
@@ -196,6 +212,8 @@ class Network:
 
         inputs = keras.Input((in_dim,), name="obs")
         x = inputs
+        if self._multiplier is not None:  # no weights: the weight list is the same
+            x = keras.layers.Rescaling(self._multiplier, name="obs_scale")(x)
         for layer in self.trunk:
             x = keras.layers.Dense(layer.units, activation=layer.activation, name=layer.name)(x)
         outs = [
@@ -254,8 +272,9 @@ def networks(spec: EnvSpec, cfg: TrainConfig) -> tuple[Network, Network]:
         )
     else:
         heads = (Layer("mu", spec.action_dim, "tanh"), Layer("std", spec.action_dim, "softplus"))
-    actor = Network("actor", trunk("actor"), heads)
-    critic = Network("critic", trunk("critic"), (Layer("value", 1),))
+    scale = spec.obs_bound if cfg.obs_normalization == "bounds" else ()
+    actor = Network("actor", trunk("actor"), heads, scale)
+    critic = Network("critic", trunk("critic"), (Layer("value", 1),), scale)
     return actor, critic
 
 

@@ -114,6 +114,10 @@ CONFIGS = {
     "discrete vtrace": TrainConfig(
         env_id="Acrobot-v1", off_policy="vtrace", vtrace_rho_clip=1.2, vtrace_c_clip=0.8
     ),
+    "gae, bounds": TrainConfig(gae_lambda=0.9, obs_normalization="bounds"),
+    "vtrace lambda": TrainConfig(
+        off_policy="vtrace", vtrace_rho_clip=1.2, vtrace_c_clip=0.8, gae_lambda=0.9
+    ),
 }
 
 
@@ -172,6 +176,21 @@ def test_numpy_forward_equals_keras(nets):
         assert len(got) == len(want) == len(net.heads)
         for g, w in zip(got, want):
             np.testing.assert_allclose(g, w, atol=1e-5)
+
+
+def test_bounds_normalization_divides_each_observation_by_its_bound():
+    spec = env_spec(make_env("Pendulum-v1"))
+    assert spec.obs_bound == (1.0, 1.0, 8.0)
+    cart = env_spec(make_env("CartPole-v1")).obs_bound  # velocities are unbounded
+    assert cart == pytest.approx((4.8, 1.0, 0.41887903, 1.0))
+    scaled = networks(spec, TrainConfig(obs_normalization="bounds"))[0]
+    plain = networks(spec, TrainConfig())[0]
+    weights = [np.asarray(w) for w in build_actor(spec, TrainConfig()).get_weights()]
+    obs = np.array([[0.6, -0.8, 8.0], [1.0, 0.0, -4.0]], np.float32)
+    np.testing.assert_allclose(
+        scaled.forward(weights, obs)[0], plain.forward(weights, obs / [1, 1, 8])[0], rtol=1e-6
+    )
+    assert not np.allclose(scaled.forward(weights, obs)[0], plain.forward(weights, obs)[0])
 
 
 def test_a_workers_log_prob_is_the_learners(nets):
@@ -257,16 +276,23 @@ def test_losses_match_numpy_ground_truth(nets):
     rollout = dataclasses.replace(rollout, log_probs=(logp - [-0.6, 0.5, 0.2]).astype(np.float32))
     actor_loss, critic_loss = algo.losses(actor, critic, pad([rollout], cfg.t_max), spec, cfg)
     adv = y - v
+    v_next = np.append(v[1:], boot)
+    lam = cfg.gae_lambda
     if cfg.off_policy == "vtrace":  # the paper's sums, written out
         ratio = np.exp(logp - rollout.log_probs)
-        rho, c = np.minimum(cfg.vtrace_rho_clip, ratio), np.minimum(cfg.vtrace_c_clip, ratio)
-        v_next = np.append(v[1:], boot)
+        rho = np.minimum(cfg.vtrace_rho_clip, ratio)
+        c = lam * np.minimum(cfg.vtrace_c_clip, ratio)
         delta = rho * (r + cfg.gamma * v_next - v)
         y = np.array([
             v[s] + sum(cfg.gamma ** (t - s) * np.prod(c[s:t]) * delta[t] for t in range(s, 3))
             for s in range(3)
         ])  # fmt: skip
         adv = rho * (r + cfg.gamma * np.append(y[1:], boot) - v)
+    elif lam < 1:  # GAE(lambda) advantages, TD(lambda) returns
+        delta = r + cfg.gamma * v_next - v
+        adv = np.array([sum((cfg.gamma * lam) ** (t - s) * delta[t] for t in range(s, 3))
+                        for s in range(3)])  # fmt: skip
+        y = adv + v
     if cfg.normalize_advantages:
         adv = (adv - adv.mean()) / (adv.std() + 1e-6)
     want = -np.sum(logp * adv) - cfg.entropy_coef * np.sum(entropy)
