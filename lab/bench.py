@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -21,11 +22,13 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from a3c.config import preset_config
 from a3c.tfimport import import_tensorflow
 from lab import scrape
 from lab.bench_report import learning_row, peer_row, write_outputs
 from lab.echo import echo
 from lab.loadgen import wait_serving
+from lab.runs import is_complete, move_aside, train_config
 
 MODES = ("gradient", "data")
 
@@ -149,9 +152,11 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Server:
-    """A parameter server process with a huge budget, measured through its /metrics."""
+    """A parameter server process with a huge budget, measured through its /metrics; its
+    run folder starts empty (a measurement never resumes an earlier one)."""
 
     def __init__(self, run_dir: Path, *flags: str):
+        shutil.rmtree(run_dir, ignore_errors=True)
         self.port, self.metrics_port = free_port(), free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(self.port),
@@ -354,11 +359,16 @@ def capacity(out: Path, mode: str, clients: list[int], batch: int, seconds: floa
 
 
 def learning(out: Path, mode: str, seed: int, episodes: int) -> dict:
-    """Section 5: a real run of the fast preset, N=2, `episodes`; reused when complete."""
+    """Section 5: a real run of the fast preset, N=2, `episodes`; reused when complete and
+    trained with the fast preset as it is now (else moved aside and trained afresh)."""
     run_dir = out / f"learn-fast-{mode}-s{seed}"
-    returns = run_dir / "returns.csv"
-    complete = returns.exists() and len(returns.read_text().splitlines()) == episodes + 1
+    want = preset_config("fast", seed=seed, max_episodes=episodes)
+    complete = is_complete(run_dir, episodes, seed, want.env_id, "fast")
+    if complete and train_config(run_dir) != want:
+        complete = False
     if not complete:
+        if run_dir.exists():
+            move_aside(run_dir)
         start = time.monotonic()
         subprocess.run(
             [sys.executable, "-m", "lab.train", "-n", "2", "--mode", mode, "--run-dir",

@@ -12,6 +12,7 @@ import time
 import numpy as np
 import pytest
 
+from a3c.config import TrainConfig
 from a3c.envs import ENVIRONMENTS
 from tests.conftest import ROOT, Output
 
@@ -75,7 +76,8 @@ def assert_tensorboard_matches(run_dir, table) -> None:
     entropy = [v for _, v in scalars["learner/entropy"]]
     assert all(np.isfinite(entropy))
     rates = [v for _, v in scalars["learner/actor_lr"]]
-    assert rates == sorted(rates, reverse=True) and rates[0] <= 3e-4 + 1e-9  # falls linearly
+    start = TrainConfig().actor_lr  # the default preset's
+    assert rates == sorted(rates, reverse=True) and rates[0] <= start + 1e-9  # falls linearly
 
 
 def test_make_train_data_mode_trains_exactly_the_budget(tmp_path):
@@ -255,12 +257,13 @@ def test_fast_preset_data_mode_2_workers_500_episodes_beats_the_seed_preset_at_8
     assert "best 20-episode mean return" in done.stdout
     returns = np.array([float(r["return"]) for r in rows(run_dir)])
     assert len(returns) == 500
-    # Mean return of episodes 401-500, measured with this command: the fast preset -330 to
-    # -205 (10 runs, seeds 0-4 twice); the seed preset with the same 8 environments per
-    # worker (PRESET=seed ENVS=8) -886 to -806 (seeds 0-2). Over episodes 201-300 the fast
-    # preset's runs spread too widely (-652 to -261) for a bar per seed.
+    # Mean return of episodes 401-500, measured with this run (lab.train -n 2 --mode data
+    # --preset fast): the fast preset -299 to -179 (10 runs, seeds 0-4 twice); the seed
+    # preset with the same 8 environments per worker (PRESET=seed ENVS=8) -886 to -806
+    # (seeds 0-2). Over episodes 201-300 the fast preset's runs spread too widely for a
+    # bar per seed.
     late = returns[400:].mean()
-    assert late > -550, f"mean return of episodes 401-500: {late:.0f}"
+    assert late > -450, f"mean return of episodes 401-500: {late:.0f}"
 
 
 def test_pipelined_pushes_train_exactly_the_budget(tmp_path):
