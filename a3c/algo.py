@@ -39,8 +39,15 @@ def n_step_targets(rewards, mask, bootstrap_values, gamma: float) -> tf.Tensor:
 
 
 def vtrace_targets(
-    rewards, mask, values, bootstrap_values, log_rhos, gamma: float, rho_clip: float,
-    c_clip: float, lam: float = 1.0,
+    rewards,
+    mask,
+    values,
+    bootstrap_values,
+    log_rhos,
+    gamma: float,
+    rho_clip: float,
+    c_clip: float,
+    lam: float = 1.0,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """V-trace (IMPALA, Espeholt et al. 2018) on padded rollouts: (v_s, policy advantages).
 
