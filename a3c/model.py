@@ -5,6 +5,8 @@ Actor: obs -> Dense relu x len(hidden_sizes) -> heads. Continuous (Box) actions:
 (tanh) and std_raw (softplus), each [action_dim]; with std_mode param, std_raw =
 exp(log_std), one learned vector. Discrete actions: logits [n_actions].
 Critic: obs -> Dense relu x len(hidden_sizes) -> V (linear), [1].
+With obs_normalization bounds, both first divide obs by its bounds (EnvSpec.obs_bound),
+in a layer without weights.
 Weights travel as the Keras models' `weights` lists, in the description's order: per
 Dense layer kernel [in, out] then bias [out]; a Param layer is its one vector.
 """
