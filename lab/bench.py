@@ -364,11 +364,9 @@ def learning(out: Path, mode: str, seed: int, episodes: int) -> dict:
     run_dir = out / f"learn-fast-{mode}-s{seed}"
     want = preset_config("fast", seed=seed, max_episodes=episodes)
     complete = is_complete(run_dir, episodes, seed, want.env_id, "fast")
-    if complete and train_config(run_dir) != want:
-        complete = False
-    if not complete:
+    if not (complete and train_config(run_dir) == want):
         if run_dir.exists():
-            move_aside(run_dir)
+            move_aside(run_dir, "stale" if complete else "incomplete")
         start = time.monotonic()
         subprocess.run(
             [sys.executable, "-m", "lab.train", "-n", "2", "--mode", mode, "--run-dir",

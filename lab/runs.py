@@ -198,13 +198,14 @@ def is_complete(
     return same and full and (run_dir / "actor.weights.h5").is_file()
 
 
-def move_aside(run_dir: Path) -> Path:
-    """Renames an unfinished run folder out of the way (never deletes it)."""
+def move_aside(run_dir: Path, why: str = "incomplete") -> Path:
+    """Renames a run folder out of the way (never deletes it): RUN.WHY-TIMESTAMP, `why`
+    "incomplete" for an unfinished run, "stale" for one trained with other settings."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = run_dir.with_name(f"{run_dir.name}.incomplete-{stamp}")
+    target = run_dir.with_name(f"{run_dir.name}.{why}-{stamp}")
     n = 1
     while target.exists():
-        target, n = run_dir.with_name(f"{run_dir.name}.incomplete-{stamp}-{n}"), n + 1
+        target, n = run_dir.with_name(f"{run_dir.name}.{why}-{stamp}-{n}"), n + 1
     run_dir.rename(target)
     return target
 
