@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from a3c.normalization import Moments, Statistics
 from a3c.rollout import Batch, Rollout, pad
 from a3c.v1 import a3c_pb2 as pb
 
@@ -79,6 +80,32 @@ def weights_from_proto(
     actor = from_tensors(message.actor, actor_shapes, "actor")
     critic = [] if critic_shapes is None else from_tensors(message.critic, critic_shapes, "critic")
     return int(message.version), actor, critic
+
+
+def statistics_to_proto(stats: Statistics) -> pb.Statistics:
+    def moments(m: Moments) -> pb.Moments:
+        return pb.Moments(count=m.count, mean=to_tensor(m.mean), m2=to_tensor(m.m2))
+
+    return pb.Statistics(obs=moments(stats.obs), returns=moments(stats.returns))
+
+
+def statistics_from_proto(message: pb.Statistics, obs_dim: int, name: str) -> Statistics:
+    """The Statistics of a message (observations of obs_dim, returns of 1), or CodecError
+    when a count is negative or not finite, a shape is wrong or a value not finite."""
+    parts = {}
+    for part, dim in (("obs", obs_dim), ("returns", 1)):
+        m = getattr(message, part)
+        label = f"{name}.{part}"
+        moments = Moments(
+            float(m.count),
+            from_tensor(m.mean, (dim,), f"{label}.mean").astype(np.float64),
+            from_tensor(m.m2, (dim,), f"{label}.m2").astype(np.float64),
+        )
+        wrong = moments.invalid(dim)
+        if wrong:
+            raise CodecError(f"{label}: {wrong}")
+        parts[part] = moments
+    return Statistics(**parts)
 
 
 def rollout_to_proto(rollout: Rollout) -> pb.Rollout:

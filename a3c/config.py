@@ -58,11 +58,27 @@ class TrainConfig:
     critic_lr: float = FROM_PRESET
     """Adam learning rate of the critic."""
     hidden_sizes: tuple[int, ...] = FROM_PRESET
-    """Hidden layer widths (relu) of both the actor and the critic, e.g. 64,32,16."""
+    """Hidden layer widths of both the actor and the critic, e.g. 64,32,16."""
+    activation: str = FROM_PRESET
+    """Activation of the hidden layers: relu (the seed) or tanh."""
+    weight_init: str = FROM_PRESET
+    """Initial weights: glorot (Keras's default, the seed), or orthogonal (kernels
+    orthogonal with gain sqrt 2 in the hidden layers, 0.01 on the policy's heads, 1 on the
+    value; biases 0), as the MuJoCo baselines start."""
     obs_normalization: str = FROM_PRESET
-    """none, or bounds: both networks divide each observation by its bound in the
+    """none; bounds: both networks divide each observation by its bound in the
     observation space (max |low|, |high|; unbounded ones as they are), e.g. Pendulum's
-    angular velocity by 8."""
+    angular velocity by 8; or running: (obs - mean) / std with the running statistics of
+    every observation trained so far, which the server keeps with the weights, clipped to
+    +-obs_clip (a3c.normalization)."""
+    obs_clip: float = 10.0
+    """With obs_normalization running: normalized observations are clipped to +-this."""
+    reward_normalization: str = FROM_PRESET
+    """none, or running: training rewards are divided by the running standard deviation of
+    the discounted return (SB3's VecNormalize), kept by the server with the weights and
+    clipped to +-reward_clip; applied before reward_shift and reward_scale."""
+    reward_clip: float = 10.0
+    """With reward_normalization running: scaled rewards are clipped to +-this."""
     std_min: float = FROM_PRESET
     """Lower clip of the policy's standard deviation."""
     std_max: float = FROM_PRESET
@@ -125,7 +141,10 @@ class TrainConfig:
             "lr_schedule": ("constant", "linear"),
             "std_mode": ("state", "param"),
             "off_policy": ("none", "vtrace"),
-            "obs_normalization": ("none", "bounds"),
+            "obs_normalization": ("none", "bounds", "running"),
+            "reward_normalization": ("none", "running"),
+            "activation": ("relu", "tanh"),
+            "weight_init": ("glorot", "orthogonal"),
         }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -138,6 +157,13 @@ class TrainConfig:
             raise ValueError("vtrace_rho_clip and vtrace_c_clip must be > 0")
         if not 0 <= self.gae_lambda <= 1:
             raise ValueError("gae_lambda must be in [0, 1]")
+        if not (self.obs_clip > 0 and self.reward_clip > 0):
+            raise ValueError("obs_clip and reward_clip must be > 0")
+
+    @property
+    def running_normalization(self) -> bool:
+        """The model carries running statistics (observations, returns or both)."""
+        return self.obs_normalization == "running" or self.reward_normalization == "running"
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -156,7 +182,10 @@ SEED_PRESET: dict[str, Any] = {
     "actor_lr": 1e-4,
     "critic_lr": 1e-3,
     "hidden_sizes": (64, 32, 16),
+    "activation": "relu",
+    "weight_init": "glorot",
     "obs_normalization": "none",
+    "reward_normalization": "none",
     "std_min": 1e-2,
     "std_max": 1.0,
     "grad_clip_norm": 20.0,

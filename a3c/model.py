@@ -1,10 +1,11 @@
 """The actor and critic: one description (`networks`) that builds the Keras models, gives
 the weight shapes, and runs the numpy forward pass for inference.
 
-Actor: obs -> Dense relu x len(hidden_sizes) -> heads. Continuous (Box) actions: mu_raw
+Actor: obs -> Dense (relu or tanh) x len(hidden_sizes) -> heads. Continuous (Box) actions: mu_raw
 (tanh) and std_raw (softplus), each [action_dim]; with std_mode param, std_raw =
 exp(log_std), one learned vector. Discrete actions: logits [n_actions].
-Critic: obs -> Dense relu x len(hidden_sizes) -> V (linear), [1].
+Critic: obs -> Dense (relu or tanh) x len(hidden_sizes) -> V (linear), [1].
+Weights start glorot (Keras's default) or orthogonal (weight_init), as the layers say.
 With obs_normalization bounds, both first divide obs by its bounds (EnvSpec.obs_bound),
 in a layer without weights.
 Weights travel as the Keras models' `weights` lists, in the description's order: per
@@ -156,6 +157,7 @@ class Layer:
     units: int
     activation: str = "linear"  # a key of NUMPY_ACTIVATIONS
     param_init: float | None = None
+    init_gain: float | None = None  # Dense: orthogonal kernel of this gain, bias 0 (None: glorot)
 
     @property
     def is_param(self) -> bool:
@@ -217,11 +219,9 @@ class Network:
         if self._multiplier is not None:  # no weights: the weight list is the same
             x = keras.layers.Rescaling(self._multiplier, name="obs_scale")(x)
         for layer in self.trunk:
-            x = keras.layers.Dense(layer.units, activation=layer.activation, name=layer.name)(x)
+            x = _dense(keras, layer)(x)
         outs = [
-            _param_layer(keras, head)(x)
-            if head.is_param
-            else keras.layers.Dense(head.units, activation=head.activation, name=head.name)(x)
+            _param_layer(keras, head)(x) if head.is_param else _dense(keras, head)(x)
             for head in self.heads
         ]
         model = keras.Model(inputs, outs if len(outs) > 1 else outs[0], name=self.name)
@@ -237,6 +237,17 @@ NUMPY_ACTIVATIONS = {
     "exponential": np.exp,
 }
 """The activations a Layer may name (Keras knows each by the same name)."""
+
+
+def _dense(keras_mod, layer: Layer):
+    """The Keras Dense layer of a Layer, initialised as it says."""
+    init = {}
+    if layer.init_gain is not None:
+        init = {
+            "kernel_initializer": keras_mod.initializers.Orthogonal(gain=layer.init_gain),
+            "bias_initializer": "zeros",
+        }
+    return keras_mod.layers.Dense(layer.units, activation=layer.activation, name=layer.name, **init)
 
 
 def _param_layer(keras_mod, head: Layer):
@@ -262,21 +273,33 @@ def _param_layer(keras_mod, head: Layer):
 def networks(spec: EnvSpec, cfg: TrainConfig) -> tuple[Network, Network]:
     """The actor and the critic of an environment and a config: the one description."""
 
-    def trunk(prefix: str) -> tuple[Layer, ...]:
-        return tuple(Layer(f"{prefix}_h{i}", w, "relu") for i, w in enumerate(cfg.hidden_sizes))
+    orthogonal = cfg.weight_init == "orthogonal"
 
+    def gain(value: float) -> float | None:
+        return value if orthogonal else None
+
+    def trunk(prefix: str) -> tuple[Layer, ...]:
+        return tuple(
+            Layer(f"{prefix}_h{i}", w, cfg.activation, init_gain=gain(math.sqrt(2.0)))
+            for i, w in enumerate(cfg.hidden_sizes)
+        )
+
+    policy = gain(0.01)
     if spec.discrete:
-        heads: tuple[Layer, ...] = (Layer("logits", spec.n_actions),)
+        heads: tuple[Layer, ...] = (Layer("logits", spec.n_actions, init_gain=policy),)
     elif cfg.std_mode == "param":
         heads = (
-            Layer("mu", spec.action_dim, "tanh"),
+            Layer("mu", spec.action_dim, "tanh", init_gain=policy),
             Layer("log_std", spec.action_dim, "exponential", param_init=cfg.log_std_init),
         )
     else:
-        heads = (Layer("mu", spec.action_dim, "tanh"), Layer("std", spec.action_dim, "softplus"))
+        heads = (
+            Layer("mu", spec.action_dim, "tanh", init_gain=policy),
+            Layer("std", spec.action_dim, "softplus", init_gain=policy),
+        )
     scale = spec.obs_bound if cfg.obs_normalization == "bounds" else ()
     actor = Network("actor", trunk("actor"), heads, scale)
-    critic = Network("critic", trunk("critic"), (Layer("value", 1),), scale)
+    critic = Network("critic", trunk("critic"), (Layer("value", 1, init_gain=gain(1.0)),), scale)
     return actor, critic
 
 

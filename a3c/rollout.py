@@ -100,10 +100,16 @@ class Collector:
     reset of each environment is seeded (env_seeds); later resets continue its stream.
     `policy` has sample_batch(obs [R, obs_dim]) -> (actions [R, A], log-probs [R]) and
     env_action(action row) -> the action as env.step takes it (a3c.model.NumpyPolicy).
+    With a `normalizer` (a3c.normalization.Normalizer) the policy sees, and the rollouts
+    hold, normalized observations and training rewards, and the normalizer counts the raw
+    ones; episode returns stay raw.
     """
 
-    def __init__(self, envs: Sequence, policy, t_max: int, seeds: Sequence[int | None]):
+    def __init__(
+        self, envs: Sequence, policy, t_max: int, seeds: Sequence[int | None], normalizer=None
+    ):
         self.envs, self.policy, self.t_max = list(envs), policy, t_max
+        self.normalizer = normalizer
         m = len(self.envs)
         self._seeds = list(seeds)
         self._obs: list[np.ndarray | None] = [None] * m
@@ -125,6 +131,8 @@ class Collector:
         """Resets environment k for the episode of lease_id."""
         obs, _ = self.envs[k].reset(seed=self._seeds[k])
         self._seeds[k] = None
+        if self.normalizer is not None:
+            self.normalizer.start_episode(k)
         self._obs[k] = np.asarray(obs, np.float32).reshape(-1)
         self._lease[k], self._ret[k], self._len[k] = lease_id, 0.0, 0
 
@@ -141,6 +149,7 @@ class Collector:
         taken = {k: ([], [], [], []) for k in running}  # k -> states, actions, rewards, logps
         terminated: dict[int, bool] = {}
         to_env = self.policy.env_action
+        norm = self.normalizer
         for _ in range(self.t_max):
             if not running:
                 break
@@ -150,16 +159,19 @@ class Collector:
                 if len(running) == 1
                 else np.stack([self._obs[k] for k in running])
             )
+            if norm is not None:
+                norm.see_obs(obs)
+                obs = norm.obs(obs)
             actions, log_probs = self.policy.sample_batch(obs)
             t1 = time.perf_counter()
             still = []
             for i, k in enumerate(running):
                 states, acts, rewards, logps = taken[k]
-                states.append(self._obs[k])
+                states.append(obs[i])
                 acts.append(actions[i])
                 logps.append(log_probs[i])
                 next_obs, reward, term, trunc, _ = self.envs[k].step(to_env(actions[i]))
-                rewards.append(float(reward))
+                rewards.append(float(reward) if norm is None else norm.reward(k, float(reward)))
                 self._obs[k] = np.asarray(next_obs, np.float32).reshape(-1)
                 self._ret[k] += float(reward)
                 self._len[k] += 1
@@ -173,9 +185,10 @@ class Collector:
         pieces = []
         for k, (states, acts, rewards, logps) in taken.items():
             end = k in terminated
+            next_state = self._obs[k] if norm is None else norm.obs(self._obs[k])
             rollout = Rollout(
                 np.stack(states), np.stack(acts), np.asarray(rewards, np.float32),
-                self._obs[k], terminated.get(k, False), np.asarray(logps, np.float32),
+                next_state, terminated.get(k, False), np.asarray(logps, np.float32),
             )  # fmt: skip
             pieces.append(Piece(k, self._lease[k], rollout, end, self._ret[k], self._len[k]))
             if end:

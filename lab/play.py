@@ -118,6 +118,22 @@ def _read_actor_weights(path: Path, spec, cfg) -> tuple[bool, list[np.ndarray] |
     return True, actor.get_weights()
 
 
+def run_normalizer(run_dir: Path, spec, cfg):
+    """The observation normalizer of a run trained with running statistics (from
+    RUN_DIR/normalization.npz, written with the weights), or None."""
+    from a3c.normalization import Normalizer
+    from server.checkpoints import STATISTICS, read_statistics
+
+    normalizer = Normalizer.of_config(spec.obs_dim, 1, cfg)
+    if normalizer is None:
+        return None
+    stats = read_statistics(run_dir)
+    if stats is None:
+        raise RunError(f"{run_dir} trained with running normalization but has no {STATISTICS}")
+    normalizer.set(stats)
+    return normalizer
+
+
 def with_progress_bar(frame: np.ndarray, fraction: float) -> np.ndarray:
     """A copy of frame with a bar across the bottom, `fraction` of the width long."""
     out = np.array(frame[..., :3], dtype=np.uint8, copy=True)
@@ -126,8 +142,9 @@ def with_progress_bar(frame: np.ndarray, fraction: float) -> np.ndarray:
     return out
 
 
-def play_episode(env, policy, seed: int) -> Episode:
-    """One episode of the deterministic policy, recording every FRAME_STRIDE-th frame."""
+def play_episode(env, policy, seed: int, normalizer=None) -> Episode:
+    """One episode of the deterministic policy, recording every FRAME_STRIDE-th frame;
+    with a normalizer (a3c.normalization), the policy sees normalized observations."""
     obs, _ = env.reset(seed=seed)
     limit = (env.spec.max_episode_steps if env.spec else None) or 1000
     stride = max(FRAME_STRIDE, math.ceil(limit / MAX_FRAMES))
@@ -136,7 +153,8 @@ def play_episode(env, policy, seed: int) -> Episode:
     while not done:
         if t % stride == 0:
             frames.append(with_progress_bar(env.render(), (t + 1) / limit))
-        action = policy.act_deterministic(np.asarray(obs, np.float32).reshape(-1))
+        seen = np.asarray(obs, np.float32).reshape(-1)
+        action = policy.act_deterministic(seen if normalizer is None else normalizer.obs(seen))
         observations.append(np.asarray(obs, np.float64).reshape(-1))
         actions.append(np.asarray(action, np.float64).reshape(-1))
         obs, reward, terminated, truncated, _ = env.step(policy.env_action(action))
@@ -247,8 +265,9 @@ def play(run_dir: Path, episodes: int, out: Path, seed: int) -> list[Episode]:
     try:
         policy = NumpyPolicy(spec, cfg, np.random.default_rng(seed))
         policy.set_weights(load_actor_weights(run_dir, spec, cfg))
+        normalizer = run_normalizer(run_dir, spec, cfg)
         for k in range(episodes):
-            played.append(play_episode(env, policy, seed + k))
+            played.append(play_episode(env, policy, seed + k, normalizer))
             steps = len(played[-1].actions)
             print(f"episode {k + 1}: return {played[-1].ret:.1f} ({steps} steps)", flush=True)
     except DependencyNotInstalled as err:  # rendering needs pygame: gymnasium[classic-control]

@@ -38,6 +38,7 @@ def train(values: dict, seed: int, episodes: int, workers: int, num_envs: int = 
 
     from a3c import model
     from a3c.config import TrainConfig, from_mapping
+    from a3c.normalization import Normalizer, Statistics
     from a3c.rollout import Collector, env_seeds, pad
     from a3c.trainer import Trainer, configure_threads
 
@@ -47,12 +48,15 @@ def train(values: dict, seed: int, episodes: int, workers: int, num_envs: int = 
     spec = model.env_spec(model.env_of(cfg))
     trainer = Trainer(model.build_actor(spec, cfg), model.build_critic(spec, cfg), spec, cfg)
     actor_shapes = model.weight_shapes(spec, cfg)[0]
+    stats = Statistics.zeros(spec.obs_dim) if cfg.running_normalization else None
     collectors = []
     for i in range(workers):
         policy = model.NumpyPolicy(spec, cfg, np.random.default_rng(seed * 100 + i))
         policy.set_weights(model.split_flat(trainer.flat_weights(), actor_shapes))
         envs = [model.env_of(cfg) for _ in range(num_envs)]
-        collectors.append(Collector(envs, policy, cfg.t_max, env_seeds(seed * 100 + i, num_envs)))
+        normalizer = Normalizer.of_config(spec.obs_dim, num_envs, cfg)
+        seeds = env_seeds(seed * 100 + i, num_envs)
+        collectors.append(Collector(envs, policy, cfg.t_max, seeds, normalizer))
     returns: list[float] = []
     leased = 0  # episodes started: as the server's budget, never more than `episodes`
     while len(returns) < episodes:
@@ -67,6 +71,9 @@ def train(values: dict, seed: int, episodes: int, workers: int, num_envs: int = 
             trainer.set_progress(len(returns))
             flat = trainer.data_step(pad([p.rollout for p in pieces], cfg.t_max))
             c.policy.set_weights(model.split_flat(flat, actor_shapes))
+            if c.normalizer is not None:  # as the server merges a push's increments
+                stats = stats.merge(c.normalizer.take())
+                c.normalizer.set(stats)
             returns += [p.episode_return for p in pieces if p.episode_end]
     return np.array(returns[:episodes])
 

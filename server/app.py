@@ -13,6 +13,7 @@ import keras
 from a3c.config import ServerConfig, TrainConfig
 from a3c.envs import env_defaults
 from a3c.model import EnvSpec, build_actor, build_critic
+from a3c.normalization import Statistics
 from a3c.trainer import Trainer
 from server import checkpoints
 from server.budget import Budget
@@ -44,7 +45,12 @@ class App:
         self.trainer = Trainer(build_actor(spec, tcfg), build_critic(spec, tcfg), spec, tcfg)
         self._train_config = json.loads(tcfg.to_json())
         restored = checkpoints.restore(run_dir, self.trainer, self._train_config)
-        start = restored or checkpoints.Counters(0, 0, 0, 0.0, self._train_config)
+        start, statistics = restored or (
+            checkpoints.Counters(0, 0, 0, 0.0, self._train_config),
+            None,
+        )
+        if tcfg.running_normalization and statistics is None:
+            statistics = Statistics.zeros(spec.obs_dim)
         if restored:
             log.info(
                 "role=server resumed from %s: episode %d, version %d, %d env steps",
@@ -72,7 +78,7 @@ class App:
             self._on_episode, version=start.version,
             batch=scfg.learner_batch, reduce=scfg.learner_reduce,
             max_policy_lag=tcfg.max_policy_lag, summaries=self.summaries,
-            grad_clip_norm=tcfg.grad_clip_norm,
+            grad_clip_norm=tcfg.grad_clip_norm, statistics=statistics,
         )  # fmt: skip
         self.metrics.episodes.inc(start.episodes)
         self.metrics.env_steps.inc(start.env_steps)
@@ -93,13 +99,17 @@ class App:
             self.save()
 
     def save(self) -> None:
-        """A checkpoint, and actor/critic.weights.h5 for the tools, each replaced atomically.
+        """A checkpoint, and actor/critic.weights.h5 (with running normalization, and
+        normalization.npz) for the tools, each replaced atomically.
 
         Called from the learner thread, or after it stopped."""
         for model, name in ((self.trainer.actor, "actor"), (self.trainer.critic, "critic")):
             tmp = self.run_dir / f".{name}.tmp.weights.h5"
             model.save_weights(tmp)
             os.replace(tmp, self.run_dir / f"{name}.weights.h5")
+        statistics = self.learner.snapshot()[2]
+        if statistics is not None:
+            checkpoints.write_statistics(self.run_dir, statistics)
         counters = checkpoints.Counters(
             version=self.learner.version,
             episodes=self.budget.completed,
@@ -107,7 +117,7 @@ class App:
             seconds=self.runlog.seconds,
             train_config=self._train_config,
         )
-        checkpoints.write(self.run_dir, self.trainer, counters)
+        checkpoints.write(self.run_dir, self.trainer, counters, statistics)
         self._last_checkpoint = time.monotonic()
         self.metrics.checkpoints.inc()
 

@@ -1,7 +1,8 @@
 """Checkpoints: the learner's whole state in one file, replaced atomically, restored on start.
 
-`checkpoint.npz` in the run folder holds the flat weights, every optimizer variable and
-the counters (version, episodes, env steps, seconds, the training config). It is written
+`checkpoint.npz` in the run folder holds the flat weights, every optimizer variable, the
+running normalization statistics (when the config keeps them) and the counters (version,
+episodes, env steps, seconds, the training config). It is written
 to a temporary file, fsynced and renamed over the old one, so a crash leaves either the
 old checkpoint or the new one, never half of one.
 """
@@ -15,7 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
+from a3c.normalization import Statistics
+
 NAME = "checkpoint.npz"
+STATISTICS = "normalization.npz"
+"""Beside the Keras weights: the running statistics the saved weights act with."""
 
 
 class CheckpointError(ValueError):
@@ -31,28 +36,55 @@ class Counters:
     train_config: dict
 
 
-def write(run_dir: Path, trainer, counters: Counters) -> Path:
-    """Writes the checkpoint of trainer (an a3c.trainer.Trainer) and counters atomically."""
+def write(run_dir: Path, trainer, counters: Counters, statistics: Statistics | None = None) -> Path:
+    """Writes the checkpoint of trainer (an a3c.trainer.Trainer), the running statistics
+    and counters atomically."""
     arrays = {"weights": trainer.flat_weights()}
     arrays.update({f"adam_{k}": v for k, v in trainer.optimizer_state().items()})
+    if statistics is not None:
+        arrays.update({f"stats_{k}": v for k, v in statistics.arrays().items()})
     meta = json.dumps(dataclasses.asdict(counters), sort_keys=True)
     path = run_dir / NAME
-    tmp = run_dir / f".{NAME}.tmp"
+    _write_atomically(path, meta=np.array(meta), **arrays)
+    return path
+
+
+def write_statistics(run_dir: Path, statistics: Statistics) -> Path:
+    """RUN_DIR/normalization.npz: the statistics beside the saved Keras weights."""
+    path = run_dir / STATISTICS
+    _write_atomically(path, **statistics.arrays())
+    return path
+
+
+def read_statistics(run_dir: Path) -> Statistics | None:
+    """The statistics of RUN_DIR/normalization.npz; None when the run kept none."""
+    path = Path(run_dir) / STATISTICS
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        return Statistics.from_arrays(data)
+
+
+def _write_atomically(path: Path, **arrays) -> None:
+    """np.savez to a temporary file, fsynced, renamed over path, the folder fsynced."""
+    tmp = path.parent / f".{path.name}.tmp"
     with open(tmp, "wb") as f:
-        np.savez(f, meta=np.array(meta), **arrays)
+        np.savez(f, **arrays)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    dir_fd = os.open(run_dir, os.O_RDONLY)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-    return path
 
 
-def restore(run_dir: Path, trainer, train_config: dict) -> Counters | None:
-    """Loads run_dir's checkpoint into trainer; None when there is none.
+def restore(
+    run_dir: Path, trainer, train_config: dict
+) -> tuple[Counters, Statistics | None] | None:
+    """Loads run_dir's checkpoint into trainer; its counters and running statistics (None
+    when it kept none), or None when there is no checkpoint.
 
     The checkpoint must come from the same training config, the budget aside.
     """
@@ -78,4 +110,6 @@ def restore(run_dir: Path, trainer, train_config: dict) -> Counters | None:
             raise CheckpointError(f"{path} holds weights of another shape; use a new --run-dir")
         trainer.assign_flat(weights)
         trainer.load_optimizer_state(adam)
-    return counters
+        stats = {k[len("stats_") :]: data[k] for k in data.files if k.startswith("stats_")}
+        statistics = Statistics.from_arrays(stats) if stats else None
+    return counters, statistics

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from a3c.diagnostics import DIAGNOSE_SECONDS, OFF_POLICY_DIAGNOSTICS
+from a3c.normalization import Statistics, merge_all
 from a3c.rollout import Batch
 from server.budget import Budget
 from server.metrics import ServerMetrics
@@ -55,6 +56,7 @@ class Push:
     batch: Batch | None = None  # data mode: one row per slot
     grads: np.ndarray | None = None  # gradient mode: flat, actor's then critic's variables
     has_log_probs: bool = False  # data mode: the batch carries behaviour log-probabilities
+    increments: Statistics | None = None  # running normalization: what its envs showed
     enqueued: float = 0.0
     outcome: Outcome | None = None  # set by the learner, published through result
     result: concurrent.futures.Future = dataclasses.field(default_factory=concurrent.futures.Future)
@@ -81,6 +83,9 @@ class Learner:
     once every `diagnose_seconds` an update also computes its diagnostics (a3c.trainer's,
     in the same compiled call), which go to the a3c_server_learner_* metrics and, with
     `summaries` (server.summaries.Summaries), to TensorBoard with every episode's return.
+    With running normalization, `statistics` (a3c.normalization.Statistics) are the
+    model's: each update merges the increments of the pushes it trains, so that a version's
+    statistics are those of exactly the pushes trained into it.
     """
 
     def __init__(
@@ -99,6 +104,7 @@ class Learner:
         summaries=None,
         grad_clip_norm: float = 0.0,
         diagnose_seconds: float = DIAGNOSE_SECONDS,
+        statistics: Statistics | None = None,
     ):
         self._trainer = trainer
         self._m = metrics
@@ -106,7 +112,7 @@ class Learner:
         self._runlog = runlog
         self._on_episode = on_episode
         self._queue: queue.Queue[Push | None] = queue.Queue(maxsize=queue_size)
-        self._snapshot = (version, trainer.flat_weights())
+        self._snapshot = (version, trainer.flat_weights(), statistics)
         self._updates = 0
         self._split_every = split_every
         self._batch, self._reduce = batch, reduce
@@ -128,8 +134,9 @@ class Learner:
     def version(self) -> int:
         return self._snapshot[0]
 
-    def snapshot(self) -> tuple[int, np.ndarray]:
-        """(version, flat weights): one consistent pair, readable from any thread."""
+    def snapshot(self) -> tuple[int, np.ndarray, Statistics | None]:
+        """(version, flat weights, statistics): one consistent triple, readable from any
+        thread (statistics None without running normalization)."""
         return self._snapshot
 
     def queue_depth(self) -> int:
@@ -236,6 +243,21 @@ class Learner:
         last = self._last_diagnosis
         return last is None or now - last[0] >= self._diagnose_seconds
 
+    def _statistics_summary(self, stats: Statistics) -> dict[str, float]:
+        """A few numbers of the running statistics, to the metrics; by TensorBoard name."""
+        out = {}
+        for quantity in ("obs", "returns"):
+            moments = getattr(stats, quantity)
+            values = {
+                "count": moments.count,
+                "mean_abs_mean": float(np.abs(moments.mean).mean()),
+                "std_mean": float(np.sqrt(moments.var).mean()),
+            }
+            for name, value in values.items():
+                self._m.normalization[name].labels(quantity).set(value)
+                out[f"normalization/{quantity}_{name}"] = value
+        return out
+
     def _record(self, mode: str, diagnostics: dict, has_log_probs: bool) -> None:
         """The diagnostics of one update, to the metrics and TensorBoard."""
         m = self._m
@@ -259,7 +281,7 @@ class Learner:
         self._last_diagnosis = (now, steps)
         if self._summaries is None:
             return
-        values = {f"learner/{k}": v for k, v in diagnostics.items()}
+        values = {k if "/" in k else f"learner/{k}": v for k, v in diagnostics.items()}
         if last is not None and now > last[0]:
             values["throughput/env_steps_per_s"] = (steps - last[1]) / (now - last[0])
         self._summaries.scalars(steps, values)
@@ -292,11 +314,16 @@ class Learner:
             else:
                 flat = self._trainer.data_step(batch)
         self._m.update.labels(mode).observe(time.perf_counter() - start)
-        if diagnostics is not None:
-            self._record(mode, diagnostics, all(p.has_log_probs for p in pushes))
         self._updates += 1
         version = self.version + 1
-        self._snapshot = (version, flat)
+        stats = self._snapshot[2]
+        if stats is not None:
+            stats = merge_all([stats, *(p.increments for p in pushes if p.increments)])
+        self._snapshot = (version, flat, stats)
+        if diagnostics is not None:
+            if stats is not None:
+                diagnostics.update(self._statistics_summary(stats))
+            self._record(mode, diagnostics, all(p.has_log_probs for p in pushes))
         self._m.updates.labels(mode).inc()
         self._m.batch.labels(mode).observe(len(pushes))
         self._m.version.set(version)
@@ -309,7 +336,7 @@ class Learner:
         """Acknowledges a push: trained on (applied to make `version`), or not (too stale,
         or a lease lost); either way the steps and episode ends of its live slots count."""
         push.outcome = Outcome(version, lost)
-        push.batch = push.grads = None  # a resent push needs the reply, not the payload
+        push.batch = push.grads = push.increments = None  # a resend needs only the reply
         if trained:
             self._m.pushes_applied.labels(push.mode).inc()
             self._m.policy_lag.labels(push.mode).observe(version - 1 - push.base_version)

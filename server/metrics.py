@@ -20,7 +20,16 @@ LAG_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256)
 REFUSE_REASONS = (
     "invalid_tensor", "bad_steps", "future_version", "bad_episode", "bad_seq",
     "missing_log_probs", "unknown_worker", "wrong_mode", "bad_lease", "queue_full", "lease_lost",
+    "bad_statistics",
 )  # fmt: skip
+
+
+NORMALIZATION_GAUGES = {
+    "count": "Samples in the running normalization statistics (--obs-normalization, "
+    "--reward-normalization running), by quantity: obs or returns (0: none kept).",
+    "mean_abs_mean": "Mean over dimensions of |running mean|, by quantity.",
+    "std_mean": "Mean over dimensions of the running standard deviation, by quantity.",
+}
 
 
 class ServerMetrics:
@@ -175,6 +184,15 @@ class ServerMetrics:
         self.checkpoints = Counter(
             "a3c_server_checkpoints_total", "Weight checkpoints written.", registry=r
         )
+        self.normalization = {
+            name: Gauge(
+                f"a3c_server_normalization_{name}", help_text, ["quantity"], registry=r
+            )
+            for name, help_text in NORMALIZATION_GAUGES.items()
+        }
+        for quantity in ("obs", "returns"):  # no statistics: count 0, the identity
+            for name, gauge in self.normalization.items():
+                gauge.labels(quantity).set(1.0 if name == "std_mean" else 0.0)
         for mode in ("gradient", "data"):
             for metric in (
                 self.queue_wait, self.update, self.apply, self.updates, self.policy_lag,

@@ -31,8 +31,8 @@ GRANTS = {
 
 
 class WeightCache:
-    """The newest weights as WeightSet messages, built once per version: the whole set,
-    and the actor alone (what data-mode workers use)."""
+    """The newest weights (and running statistics) as WeightSet messages, built once per
+    version: the whole set, and the actor alone (what data-mode workers use)."""
 
     def __init__(self, learner: Learner, shapes: tuple[list, list]):
         self._learner = learner
@@ -43,13 +43,17 @@ class WeightCache:
         self._full = self._actor = pb.WeightSet()
 
     def get(self, actor_only: bool = False) -> pb.WeightSet:
-        version, flat = self._learner.snapshot()
+        version, flat, stats = self._learner.snapshot()
         with self._lock:
             if self._version != version:
                 actor = split_flat(flat[: self._n_actor], self._actor_shapes)
                 critic = split_flat(flat[self._n_actor :], self._critic_shapes)
                 self._full = codec.weights_to_proto(version, actor, critic)
-                self._actor = pb.WeightSet(version=version, actor=self._full.actor)
+                if stats is not None:
+                    self._full.statistics.CopyFrom(codec.statistics_to_proto(stats))
+                self._actor = pb.WeightSet(
+                    version=version, actor=self._full.actor, statistics=self._full.statistics
+                )
                 self._version = version
             return self._actor if actor_only else self._full
 
@@ -239,7 +243,33 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
                 f"base_version {header.base_version} is newer than the server's "
                 f"{self._learner.version}",
             )
-        return Push(mode, info.worker_id, info.name, header.base_version, slots)
+        push = Push(mode, info.worker_id, info.name, header.base_version, slots)
+        push.increments = self._increments(header, context)
+        return push
+
+    def _increments(self, header, context):
+        """The push's statistic increments: required with running normalization (refused
+        when malformed), refused without it."""
+        sent = header.HasField("increments")
+        if not self._cfg.running_normalization:
+            if sent:
+                self._refuse(
+                    context, grpc.StatusCode.INVALID_ARGUMENT, "bad_statistics",
+                    "header.increments sent, but the server keeps no running statistics",
+                )  # fmt: skip
+            return None
+        if not sent:
+            self._refuse(
+                context, grpc.StatusCode.INVALID_ARGUMENT, "bad_statistics",
+                "header.increments is required: the server keeps running statistics "
+                "(--obs-normalization or --reward-normalization running)",
+            )  # fmt: skip
+        try:
+            return codec.statistics_from_proto(
+                header.increments, self._spec.obs_dim, "header.increments"
+            )
+        except codec.CodecError as err:
+            self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "bad_statistics", str(err))
 
     def _apply(self, info: WorkerInfo, push: Push, seq: int, context) -> pb.PushReply:
         if seq < 1:

@@ -16,6 +16,7 @@ import numpy as np
 from a3c import codec
 from a3c.config import TrainConfig, WorkerConfig
 from a3c.model import NumpyPolicy, env_of, env_spec, weight_shapes
+from a3c.normalization import Normalizer
 from a3c.rollout import Collector, Piece, env_seeds
 from a3c.v1 import a3c_pb2 as pb
 from worker.client import Backoff, Client, PushStream, is_transient, retry
@@ -64,6 +65,19 @@ class Session:
         self.spec = env_spec(self.envs[0], self.cfg.env_id)
         self.shapes = weight_shapes(self.spec, self.cfg)
         self.policy = NumpyPolicy(self.spec, self.cfg, rng)
+        self.normalizer = (
+            Normalizer(
+                self.spec.obs_dim,
+                self.num_envs,
+                self.cfg.gamma,
+                observations=self.cfg.obs_normalization == "running",
+                rewards=self.cfg.reward_normalization == "running",
+                obs_clip=self.cfg.obs_clip,
+                reward_clip=self.cfg.reward_clip,
+            )  # fmt: skip
+            if self.cfg.running_normalization
+            else None
+        )
         self.version = 0
         self.flat = np.zeros(0, np.float32)
         self.gradients = None
@@ -84,6 +98,10 @@ class Session:
         version, actor, critic = codec.weights_from_proto(message, actor_shapes, critic_shapes)
         self.version = version
         self.policy.set_weights(actor)
+        if self.normalizer is not None:
+            self.normalizer.set(
+                codec.statistics_from_proto(message.statistics, self.spec.obs_dim, "statistics")
+            )
         if self.gradients is not None:
             self.flat = np.concatenate([w.ravel() for w in (*actor, *critic)])
 
@@ -109,6 +127,8 @@ class Session:
                 for p in pieces
             ],
         )
+        if self.normalizer is not None:
+            header.increments.CopyFrom(codec.statistics_to_proto(self.normalizer.take()))
         rollouts = [p.rollout for p in pieces]
         if self.gradients is None:
             message = pb.SamplePush(header=header, rollouts=codec.batch_to_proto(rollouts))
@@ -264,6 +284,7 @@ def run(wcfg: WorkerConfig, stop: threading.Event, metrics: WorkerMetrics) -> in
                 # A new session starts every episode over: its first lease request (holding
                 # none) gives back what this worker held.
                 collector.policy, collector.t_max = session.policy, session.cfg.t_max
+                collector.normalizer = session.normalizer
                 collector.drop(collector.leases)
                 log.info(
                     "role=worker id=%s connected to %s mode=%s envs=%d",

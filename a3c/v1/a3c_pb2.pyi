@@ -24,15 +24,35 @@ class Tensor(_message.Message):
     data: bytes
     def __init__(self, shape: _Optional[_Iterable[int]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
+class Moments(_message.Message):
+    __slots__ = ("count", "mean", "m2")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    M2_FIELD_NUMBER: _ClassVar[int]
+    count: float
+    mean: Tensor
+    m2: Tensor
+    def __init__(self, count: _Optional[float] = ..., mean: _Optional[_Union[Tensor, _Mapping]] = ..., m2: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+
+class Statistics(_message.Message):
+    __slots__ = ("obs", "returns")
+    OBS_FIELD_NUMBER: _ClassVar[int]
+    RETURNS_FIELD_NUMBER: _ClassVar[int]
+    obs: Moments
+    returns: Moments
+    def __init__(self, obs: _Optional[_Union[Moments, _Mapping]] = ..., returns: _Optional[_Union[Moments, _Mapping]] = ...) -> None: ...
+
 class WeightSet(_message.Message):
-    __slots__ = ("version", "actor", "critic")
+    __slots__ = ("version", "actor", "critic", "statistics")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     CRITIC_FIELD_NUMBER: _ClassVar[int]
+    STATISTICS_FIELD_NUMBER: _ClassVar[int]
     version: int
     actor: _containers.RepeatedCompositeFieldContainer[Tensor]
     critic: _containers.RepeatedCompositeFieldContainer[Tensor]
-    def __init__(self, version: _Optional[int] = ..., actor: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., critic: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
+    statistics: Statistics
+    def __init__(self, version: _Optional[int] = ..., actor: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., critic: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., statistics: _Optional[_Union[Statistics, _Mapping]] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
     __slots__ = ("mode", "name", "worker_id", "num_envs")
@@ -131,7 +151,7 @@ class EnvSlot(_message.Message):
     def __init__(self, lease_id: _Optional[int] = ..., steps: _Optional[int] = ..., episode_end: _Optional[bool] = ..., episode_return: _Optional[float] = ..., episode_length: _Optional[int] = ...) -> None: ...
 
 class PushHeader(_message.Message):
-    __slots__ = ("worker_id", "seq", "base_version", "lease_id", "episode_end", "episode_return", "episode_length", "envs")
+    __slots__ = ("worker_id", "seq", "base_version", "lease_id", "episode_end", "episode_return", "episode_length", "envs", "increments")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
@@ -140,6 +160,7 @@ class PushHeader(_message.Message):
     EPISODE_RETURN_FIELD_NUMBER: _ClassVar[int]
     EPISODE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     ENVS_FIELD_NUMBER: _ClassVar[int]
+    INCREMENTS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     seq: int
     base_version: int
@@ -148,7 +169,8 @@ class PushHeader(_message.Message):
     episode_return: float
     episode_length: int
     envs: _containers.RepeatedCompositeFieldContainer[EnvSlot]
-    def __init__(self, worker_id: _Optional[str] = ..., seq: _Optional[int] = ..., base_version: _Optional[int] = ..., lease_id: _Optional[int] = ..., episode_end: _Optional[bool] = ..., episode_return: _Optional[float] = ..., episode_length: _Optional[int] = ..., envs: _Optional[_Iterable[_Union[EnvSlot, _Mapping]]] = ...) -> None: ...
+    increments: Statistics
+    def __init__(self, worker_id: _Optional[str] = ..., seq: _Optional[int] = ..., base_version: _Optional[int] = ..., lease_id: _Optional[int] = ..., episode_end: _Optional[bool] = ..., episode_return: _Optional[float] = ..., episode_length: _Optional[int] = ..., envs: _Optional[_Iterable[_Union[EnvSlot, _Mapping]]] = ..., increments: _Optional[_Union[Statistics, _Mapping]] = ...) -> None: ...
 
 class Rollout(_message.Message):
     __slots__ = ("states", "actions", "rewards", "next_state", "terminated", "behaviour_log_probs")

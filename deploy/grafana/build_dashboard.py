@@ -129,6 +129,12 @@ ROWS: list[tuple[str, list[tuple[str, str, str, list[dict], dict]]]] = [
          "mode), and the fraction of steps whose ratio V-trace truncates.",
          [q("a3c_server_learner_log_ratio_abs_mean", "|log pi/mu|"),
           q("a3c_server_learner_vtrace_truncated_ratio", "truncated")], {"min": 0}),
+        ("Running normalization statistics", "short",
+         "With --obs-normalization or --reward-normalization running: the mean over "
+         "dimensions of |mean| and of the std the server keeps for observations and "
+         "discounted returns (std 1 and mean 0 while it keeps none).",
+         [q("a3c_server_normalization_mean_abs_mean", "|mean| {{quantity}}"),
+          q("a3c_server_normalization_std_mean", "std {{quantity}}")], {}),
     ]),
     ("Workers", [
         ("Workers connected", "short",

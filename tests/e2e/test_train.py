@@ -124,6 +124,35 @@ def test_vectorized_workers_train_exactly_the_budget(tmp_path, mode):
     assert_weights_load(run_dir)
 
 
+@pytest.mark.parametrize("mode", ["data", "gradient"])
+def test_running_normalization_counts_every_trained_step_and_plays(tmp_path, mode):
+    """--obs-normalization and --reward-normalization running: the server's statistics,
+    written beside the weights, count every trained env step's observation and return
+    exactly once; a3c-play acts with them."""
+    run_dir = tmp_path / mode
+    flags = "--obs-normalization running --reward-normalization running"
+    done = subprocess.run(
+        ["make", "train", "N=2", "ENVS=3", f"MODE={mode}", "EPISODES=5", f"RUN_DIR={run_dir}",
+         "METRICS_PORT=0", "WORKER_METRICS_PORT=0", f"TRAIN_FLAGS={flags}"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = rows(run_dir)
+    assert int(table[-1]["env_steps"]) == 1000
+    from server.checkpoints import read_statistics
+
+    stats = read_statistics(run_dir)
+    assert stats.obs.count == stats.returns.count == 1000
+    # Pendulum's cos and sin of the angle lie in [-1, 1]; its returns are negative.
+    assert np.all(np.abs(stats.obs.mean[:2]) <= 1) and stats.returns.mean[0] < 0
+    played = subprocess.run(
+        [str(ROOT / ".venv/bin/a3c-play"), str(run_dir), "--episodes", "1"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert played.returncode == 0, played.stderr[-2000:]
+    assert "episode 1: return" in played.stdout
+
+
 def test_gradient_workers_started_first_wait_for_the_server(tmp_path):
     port = free_port()
     run_dir = tmp_path / "gradient"

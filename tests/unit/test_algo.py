@@ -118,6 +118,10 @@ CONFIGS = {
     "vtrace lambda": TrainConfig(
         off_policy="vtrace", vtrace_rho_clip=1.2, vtrace_c_clip=0.8, gae_lambda=0.9
     ),
+    "tanh, orthogonal": TrainConfig(activation="tanh", weight_init="orthogonal"),
+    "discrete tanh, orthogonal": TrainConfig(
+        env_id="Acrobot-v1", activation="tanh", weight_init="orthogonal"
+    ),
 }
 
 
@@ -178,6 +182,29 @@ def test_numpy_forward_equals_keras(nets):
             np.testing.assert_allclose(g, w, atol=1e-5)
 
 
+@pytest.mark.parametrize("env_id", ["Pendulum-v1", "Acrobot-v1"])
+def test_orthogonal_init_has_the_baselines_gains(env_id):
+    """weight_init orthogonal: hidden kernels orthogonal with gain sqrt 2, the policy's
+    heads 0.01 (a near-uniform first policy, mean actions near the centre), the value 1;
+    every bias 0."""
+    cfg = TrainConfig(env_id=env_id, weight_init="orthogonal", hidden_sizes=(64, 64))
+    spec = env_spec(make_env(env_id))
+    actor, critic = build_actor(spec, cfg), build_critic(spec, cfg)
+    for model, head_gain in ((actor, 0.01), (critic, 1.0)):
+        for layer in model.layers:
+            if not hasattr(layer, "kernel"):
+                continue
+            kernel, bias = (np.asarray(w) for w in layer.get_weights())
+            gain = head_gain if layer.name in ("mu", "std", "logits", "value") else np.sqrt(2)
+            small = min(kernel.shape)
+            gram = kernel.T @ kernel if kernel.shape[0] >= kernel.shape[1] else kernel @ kernel.T
+            np.testing.assert_allclose(gram, gain**2 * np.eye(small), atol=1e-5 * gain**2 + 1e-6)
+            assert not bias.any()
+    glorot = build_actor(spec, TrainConfig(env_id=env_id, hidden_sizes=(64, 64)))
+    head = glorot.get_layer("logits" if spec.discrete else "mu").get_weights()[0]
+    assert np.abs(head).max() > 0.05  # the default keeps Keras's glorot
+
+
 def test_bounds_normalization_divides_each_observation_by_its_bound():
     spec = env_spec(make_env("Pendulum-v1"))
     assert spec.obs_bound == (1.0, 1.0, 8.0)
@@ -188,7 +215,10 @@ def test_bounds_normalization_divides_each_observation_by_its_bound():
     weights = [np.asarray(w) for w in build_actor(spec, TrainConfig()).get_weights()]
     obs = np.array([[0.6, -0.8, 8.0], [1.0, 0.0, -4.0]], np.float32)
     np.testing.assert_allclose(
-        scaled.forward(weights, obs)[0], plain.forward(weights, obs / [1, 1, 8])[0], rtol=1e-6
+        scaled.forward(weights, obs)[0],
+        plain.forward(weights, obs / [1, 1, 8])[0],
+        rtol=1e-6,
+        atol=1e-7,  # float32: x * (1/8) and x / 8 differ in the last bit
     )
     assert not np.allclose(scaled.forward(weights, obs)[0], plain.forward(weights, obs)[0])
 
