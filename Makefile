@@ -9,6 +9,8 @@ SERVER ?= localhost:$(PORT)
 N ?= 2
 MODE ?= gradient
 EPISODES ?= 500
+# STEPS=N: an env-step budget; without EPISODES on the command line it is the only budget.
+STEPS ?=
 SEED ?= 0
 ENV ?= Pendulum-v1
 ENV_KWARGS ?=
@@ -18,6 +20,11 @@ PRESET ?=
 METRICS_PORT ?= 9100
 WORKER_METRICS_PORT ?= 9101
 RUN_DIR ?= runs/$(if $(filter-out Pendulum-v1,$(ENV)),$(ENV)-)$(MODE)-n$(N)$(if $(ENVS),x$(ENVS))$(if $(PRESET),-$(PRESET))-s$(SEED)-$(shell date +%Y%m%d-%H%M%S)
+
+given = $(filter command line environment,$(origin $(1)))
+# The budget flags of EPISODES and STEPS.
+BUDGET = --max-episodes $(if $(and $(STEPS),$(if $(call given,EPISODES),,steps)),0,$(EPISODES)) \
+	$(if $(STEPS),--max-env-steps $(STEPS))
 
 PROM_PORT ?= 9090
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -50,7 +57,7 @@ proto: $(STAMP)
 		--pyi_out=. proto/a3c/v1/a3c.proto
 
 train: $(STAMP)
-	$(BIN)/a3c-train --workers $(N) --mode $(MODE) --max-episodes $(EPISODES) \
+	$(BIN)/a3c-train --workers $(N) --mode $(MODE) $(BUDGET) \
 		--run-dir $(RUN_DIR) --seed $(SEED) --env-id $(ENV) \
 		--metrics-port $(METRICS_PORT) --worker-metrics-port $(WORKER_METRICS_PORT) \
 		--max-in-flight $(IN_FLIGHT) $(if $(ENVS),--num-envs $(ENVS)) \
@@ -58,7 +65,7 @@ train: $(STAMP)
 		$(if $(PRESET),--preset $(PRESET)) $(TRAIN_FLAGS)
 
 server: $(STAMP)
-	$(BIN)/a3c-server --port $(PORT) --max-episodes $(EPISODES) --run-dir $(RUN_DIR) \
+	$(BIN)/a3c-server --port $(PORT) $(BUDGET) --run-dir $(RUN_DIR) \
 		--env-id $(ENV) --seed $(SEED) --metrics-port $(METRICS_PORT) \
 		$(if $(ENV_KWARGS),--env-kwargs $(ENV_KWARGS)) $(if $(PRESET),--preset $(PRESET))
 
@@ -95,8 +102,6 @@ dashboard: $(STAMP)
 MODES ?= gradient data
 SEEDS ?= 3
 X ?= episodes
-given = $(filter command line environment,$(origin $(1)))
-
 .PHONY: play plot compare bench
 
 # RUN_DIR names an existing run folder. For play, EPISODES counts played episodes (default 3).

@@ -46,7 +46,11 @@ class TrainConfig:
     env_kwargs: str = ""
     """Keyword arguments of gymnasium.make, KEY=VALUE,... (e.g. continuous=true)."""
     max_episodes: int = 500
-    """Episode budget: exactly this many episodes are trained, then the server stops."""
+    """Episode budget: exactly this many episodes are trained, then the server stops (0:
+    none, with max_env_steps)."""
+    max_env_steps: int = 0
+    """Env-step budget: exactly this many env steps are trained, then the server stops
+    (0: none); with max_episodes too, the first reached ends the run."""
     gamma: float = FROM_PRESET
     """Discount factor."""
     t_max: int = FROM_PRESET
@@ -157,6 +161,10 @@ class TrainConfig:
             raise ValueError("vtrace_rho_clip and vtrace_c_clip must be > 0")
         if not 0 <= self.gae_lambda <= 1:
             raise ValueError("gae_lambda must be in [0, 1]")
+        if self.max_episodes < 0 or self.max_env_steps < 0:
+            raise ValueError("max_episodes and max_env_steps must be >= 0")
+        if not (self.max_episodes or self.max_env_steps):
+            raise ValueError("a budget is needed: max_episodes or max_env_steps >= 1")
         if not (self.obs_clip > 0 and self.reward_clip > 0):
             raise ValueError("obs_clip and reward_clip must be > 0")
 

@@ -47,6 +47,7 @@ class EnvSpec:
     action_high: np.ndarray  # [action_dim] float32 (discrete: n_actions - 1)
     n_actions: int = 0  # > 0: a Discrete action space of this many actions
     obs_bound: tuple[float, ...] = ()  # per observation: max |low|, |high| (1 where unbounded)
+    time_limit: int = 0  # the environment's max_episode_steps (0: none)
 
     @property
     def discrete(self) -> bool:
@@ -129,12 +130,13 @@ def env_spec(env: gym.Env, env_id: str = "") -> EnvSpec:
         np.abs(np.asarray(env.observation_space.high, np.float64)),
     ).reshape(-1)
     obs_bound = tuple(float(b) if np.isfinite(b) and b > 0 else 1.0 for b in bound)
+    limit = int(getattr(env.spec, "max_episode_steps", None) or 0)
     if isinstance(space, spaces.Discrete):
         if int(space.start) != 0:
             raise EnvSpecError(f"environment {name!r}: Discrete actions must start at 0")
         n = int(space.n)
         zero, last = np.zeros(1, np.float32), np.full(1, n - 1, np.float32)
-        return EnvSpec(obs_dim, zero, last, n, obs_bound)
+        return EnvSpec(obs_dim, zero, last, n, obs_bound, limit)
     if not isinstance(space, spaces.Box):
         raise EnvSpecError(
             f"environment {name!r} has a {type(space).__name__} action space; "
@@ -144,7 +146,7 @@ def env_spec(env: gym.Env, env_id: str = "") -> EnvSpec:
     high = np.asarray(space.high, np.float32).reshape(-1)
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         raise EnvSpecError(f"environment {name!r} has an unbounded action space")
-    return EnvSpec(obs_dim, low, high, obs_bound=obs_bound)
+    return EnvSpec(obs_dim, low, high, obs_bound=obs_bound, time_limit=limit)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -114,6 +114,7 @@ class Collector:
         self._seeds = list(seeds)
         self._obs: list[np.ndarray | None] = [None] * m
         self._lease: list[int | None] = [None] * m
+        self._limit = [0] * m
         self._ret, self._len = [0.0] * m, [0] * m
         self.env_seconds = self.inference_seconds = 0.0  # accumulated; callers read and reset
 
@@ -127,14 +128,16 @@ class Collector:
         """Leases of the episodes being trained."""
         return [lease for lease in self._lease if lease is not None]
 
-    def start(self, k: int, lease_id: int) -> None:
-        """Resets environment k for the episode of lease_id."""
+    def start(self, k: int, lease_id: int, limit: int = 0) -> None:
+        """Resets environment k for the episode of lease_id; with a limit, the episode
+        ends after that many steps (the budget's, as a time limit: it bootstraps)."""
         obs, _ = self.envs[k].reset(seed=self._seeds[k])
         self._seeds[k] = None
         if self.normalizer is not None:
             self.normalizer.start_episode(k)
         self._obs[k] = np.asarray(obs, np.float32).reshape(-1)
         self._lease[k], self._ret[k], self._len[k] = lease_id, 0.0, 0
+        self._limit[k] = limit
 
     def drop(self, lease_ids) -> None:
         """Abandons the episodes of these leases (lost to the server, or stopping)."""
@@ -175,7 +178,7 @@ class Collector:
                 self._obs[k] = np.asarray(next_obs, np.float32).reshape(-1)
                 self._ret[k] += float(reward)
                 self._len[k] += 1
-                if term or trunc:
+                if term or trunc or self._len[k] == self._limit[k]:
                     terminated[k] = bool(term)
                 else:
                     still.append(k)

@@ -42,11 +42,11 @@ def configure_threads(threads: int) -> bool:
     return True
 
 
-def lr_scale(cfg: TrainConfig, episodes: int) -> float:
-    """The learning rates' factor once `episodes` of the budget are trained."""
+def lr_scale(cfg: TrainConfig, progress: float) -> float:
+    """The learning rates' factor once `progress` (0..1) of the budget is trained."""
     if cfg.lr_schedule != "linear":
         return 1.0
-    done = min(max(episodes / max(cfg.max_episodes, 1), 0.0), 1.0)
+    done = min(max(progress, 0.0), 1.0)
     return 1.0 - (1.0 - cfg.lr_final_scale) * done
 
 
@@ -243,9 +243,9 @@ class Trainer:
         for k in ("m", "v", "t"):
             self._adam[k].assign(state[k])
 
-    def set_progress(self, episodes: int) -> None:
-        """Sets the learning rates for `episodes` trained of the budget (lr_schedule)."""
-        scale = lr_scale(self.cfg, episodes)
+    def set_progress(self, progress: float) -> None:
+        """Sets the learning rates for `progress` (0..1) of the budget trained."""
+        scale = lr_scale(self.cfg, progress)
         if scale != self._lr_scale:
             self._lr_scale = scale
             self._adam["lr"].assign(self._lr_vector(scale))

@@ -68,7 +68,7 @@ def train(values: dict, seed: int, episodes: int, workers: int, num_envs: int = 
             if not c.leases:
                 continue
             pieces = c.collect()
-            trainer.set_progress(len(returns))
+            trainer.set_progress(len(returns) / episodes)
             flat = trainer.data_step(pad([p.rollout for p in pieces], cfg.t_max))
             c.policy.set_weights(model.split_flat(flat, actor_shapes))
             if c.normalizer is not None:  # as the server merges a push's increments

@@ -47,6 +47,11 @@ def reached_text(reached: dict[float, tuple[int, float]]) -> str:
     return f"20-ep mean >= {threshold:g} at episode {episode} ({seconds:.1f} s) | "
 
 
+def of_budget(done: int, budget: int) -> str:
+    """'5/10', or '5' where there is no such budget (0)."""
+    return f"{done}/{budget}" if budget else str(done)
+
+
 class Progress(threading.Thread):
     """Prints episodes/budget, env steps/s and the mean return of the last 20 episodes."""
 
@@ -61,8 +66,9 @@ class Progress(threading.Thread):
     def line(self, rate: float) -> str:
         mean = self._runlog.recent_mean()
         return reached_text(self._runlog.reached) + (
-            f"episodes {self._budget.completed}/{self._budget.max_episodes} | "
-            f"env steps {self._runlog.env_steps} ({rate:.0f}/s) | "
+            f"episodes {of_budget(self._budget.completed, self._budget.max_episodes)} | "
+            f"env steps {of_budget(self._runlog.env_steps, self._budget.max_env_steps)} "
+            f"({rate:.0f}/s) | "
             f"mean return (last 20) {'-' if mean is None else f'{mean:.1f}'} | "
             f"version {self._learner.version} | queue {self._learner.queue_depth()} | "
             f"workers {self._registry.active(60.0)} ({self._registry.active(60.0, envs=True)} envs)"
@@ -223,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     app.learner.start()
     set_health(health_servicer, True)
     log.info(
-        "role=server listening on %s:%d env=%s budget=%d run_dir=%s",
-        scfg.host, port, tcfg.env_id, tcfg.max_episodes, run_dir,
+        "role=server listening on %s:%d env=%s budget=%d episodes, %d env steps run_dir=%s",
+        scfg.host, port, tcfg.env_id, tcfg.max_episodes, tcfg.max_env_steps, run_dir,
     )  # fmt: skip
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -250,9 +256,10 @@ def main(argv: list[str] | None = None) -> int:
             mean, episode, at,
         )  # fmt: skip
     log.info(
-        "role=server stopped: %d/%d episodes trained, %d env steps in %.1fs (%.0f env steps/s),"
+        "role=server stopped: %s episodes trained, %s env steps in %.1fs (%.0f env steps/s),"
         " version %d",
-        app.budget.completed, tcfg.max_episodes, app.runlog.env_steps, seconds,
+        of_budget(app.budget.completed, tcfg.max_episodes),
+        of_budget(app.runlog.env_steps, tcfg.max_env_steps), seconds,
         app.runlog.env_steps / seconds if seconds > 0 else 0.0, app.learner.version,
     )  # fmt: skip
     return 0

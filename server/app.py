@@ -56,7 +56,11 @@ class App:
                 "role=server resumed from %s: episode %d, version %d, %d env steps",
                 run_dir / checkpoints.NAME, start.episodes, start.version, start.env_steps,
             )  # fmt: skip
-        self.budget = Budget(tcfg.max_episodes, scfg.lease_timeout, completed=start.episodes)
+        self.budget = Budget(
+            tcfg.max_episodes, scfg.lease_timeout, completed=start.episodes,
+            max_env_steps=tcfg.max_env_steps, episode_steps=spec.time_limit or 1000,
+            trained_steps=start.env_steps,
+        )  # fmt: skip
         self.budget.on_reissue = self.metrics.leases_reissued.inc
         self.metrics.leases_held.set_function(lambda: self.budget.held)
         self.registry = Registry()

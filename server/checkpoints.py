@@ -19,6 +19,8 @@ import numpy as np
 from a3c.normalization import Statistics
 
 NAME = "checkpoint.npz"
+BUDGETS = ("max_episodes", "max_env_steps")
+"""Config fields a resumed run may change."""
 STATISTICS = "normalization.npz"
 """Beside the Keras weights: the running statistics the saved weights act with."""
 
@@ -86,15 +88,15 @@ def restore(
     """Loads run_dir's checkpoint into trainer; its counters and running statistics (None
     when it kept none), or None when there is no checkpoint.
 
-    The checkpoint must come from the same training config, the budget aside.
+    The checkpoint must come from the same training config, the budgets aside.
     """
     path = run_dir / NAME
     if not path.exists():
         return None
     with np.load(path) as data:
         counters = Counters(**json.loads(str(data["meta"])))
-        saved = {k: v for k, v in counters.train_config.items() if k != "max_episodes"}
-        wanted = {k: v for k, v in train_config.items() if k != "max_episodes"}
+        saved = {k: v for k, v in counters.train_config.items() if k not in BUDGETS}
+        wanted = {k: v for k, v in train_config.items() if k not in BUDGETS}
         if json.loads(json.dumps(saved)) != json.loads(json.dumps(wanted)):
             changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
             raise CheckpointError(

@@ -221,7 +221,9 @@ class Learner:
         live = []
         for push in pushes:
             lost = tuple(
-                s.lease_id for s in push.slots if not self._budget.renew(s.lease_id, push.worker_id)
+                s.lease_id
+                for s in push.slots
+                if not self._budget.renew(s.lease_id, push.worker_id, s.steps)
             )
             if lost:
                 self._m.refused.labels("lease_lost").inc()
@@ -231,7 +233,7 @@ class Learner:
                 self._settle(push, self.version, trained=False)
             else:
                 live.append(push)
-        self._trainer.set_progress(self._budget.completed)
+        self._trainer.set_progress(self._budget.progress)
         data = [p for p in live if p.mode == "data"]
         grads = [p for p in live if p.mode == "gradient"]
         if data:
@@ -249,7 +251,7 @@ class Learner:
         for quantity in ("obs", "returns"):
             moments = getattr(stats, quantity)
             values = {
-                "count": moments.count,
+                "samples": moments.count,
                 "mean_abs_mean": float(np.abs(moments.mean).mean()),
                 "std_mean": float(np.sqrt(moments.var).mean()),
             }

@@ -25,7 +25,7 @@ REFUSE_REASONS = (
 
 
 NORMALIZATION_GAUGES = {
-    "count": "Samples in the running normalization statistics (--obs-normalization, "
+    "samples": "Samples in the running normalization statistics (--obs-normalization, "
     "--reward-normalization running), by quantity: obs or returns (0: none kept).",
     "mean_abs_mean": "Mean over dimensions of |running mean|, by quantity.",
     "std_mean": "Mean over dimensions of the running standard deviation, by quantity.",
@@ -185,9 +185,7 @@ class ServerMetrics:
             "a3c_server_checkpoints_total", "Weight checkpoints written.", registry=r
         )
         self.normalization = {
-            name: Gauge(
-                f"a3c_server_normalization_{name}", help_text, ["quantity"], registry=r
-            )
+            name: Gauge(f"a3c_server_normalization_{name}", help_text, ["quantity"], registry=r)
             for name, help_text in NORMALIZATION_GAUGES.items()
         }
         for quantity in ("obs", "returns"):  # no statistics: count 0, the identity

@@ -124,7 +124,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
     def StartEpisode(self, request, context):
         self._worker(request.worker_id, context)
         held = list(request.held_lease_ids)
-        grant, leases = self._budget.request(
+        grant, leases = self._budget.request_limited(
             request.worker_id,
             wait=0.0 if held else self._episode_wait,  # one that trains on must not wait
             count=max(1, request.count),
@@ -132,9 +132,11 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         )
         if grant is Grant.DONE:
             self._registry.mark_done(request.worker_id)
+        ids = [lease_id for lease_id, _ in leases]
         return pb.StartEpisodeReply(
-            status=GRANTS[grant], lease_id=leases[0] if leases else 0, lease_ids=leases
-        )
+            status=GRANTS[grant], lease_id=ids[0] if ids else 0, lease_ids=ids,
+            step_limits=[limit for _, limit in leases],
+        )  # fmt: skip
 
     def Leave(self, request, context):
         self._budget.release_worker(request.worker_id)

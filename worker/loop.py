@@ -216,8 +216,9 @@ def lease(session: Session, collector: Collector) -> bool:
     if reply.status == pb.StartEpisodeReply.DONE:
         raise BudgetSpent
     granted = list(reply.lease_ids) if reply.status == pb.StartEpisodeReply.GRANTED else []
-    for k, lease_id in zip(idle, granted):
-        collector.start(k, lease_id)
+    limits = list(reply.step_limits) or [0] * len(granted)
+    for k, lease_id, limit in zip(idle, granted, limits):
+        collector.start(k, lease_id, limit)
     return bool(granted)
 
 

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x61\x33\x63/v1/a3c.proto\x12\x06\x61\x33\x63.v1\"%\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"R\n\x07Moments\x12\r\n\x05\x63ount\x18\x01 \x01(\x01\x12\x1c\n\x04mean\x18\x02 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1a\n\x02m2\x18\x03 \x01(\x0b\x32\x0e.a3c.v1.Tensor\"L\n\nStatistics\x12\x1c\n\x03obs\x18\x01 \x01(\x0b\x32\x0f.a3c.v1.Moments\x12 \n\x07returns\x18\x02 \x01(\x0b\x32\x0f.a3c.v1.Moments\"\x83\x01\n\tWeightSet\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x1d\n\x05\x61\x63tor\x18\x02 \x03(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1e\n\x06\x63ritic\x18\x03 \x03(\x0b\x32\x0e.a3c.v1.Tensor\x12&\n\nstatistics\x18\x04 \x01(\x0b\x32\x12.a3c.v1.Statistics\"_\n\x0e\x43onnectRequest\x12\x1a\n\x04mode\x18\x01 \x01(\x0e\x32\x0c.a3c.v1.Mode\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x10\n\x08num_envs\x18\x04 \x01(\x05\"p\n\x0c\x43onnectReply\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x02 \x01(\t\x12\x0f\n\x07obs_dim\x18\x03 \x01(\x05\x12\x12\n\naction_dim\x18\x04 \x01(\x05\x12\x13\n\x0bincarnation\x18\x05 \x01(\t\"O\n\x13StartEpisodeRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x16\n\x0eheld_lease_ids\x18\x03 \x03(\x03\"\xad\x01\n\x11StartEpisodeReply\x12\x30\n\x06status\x18\x01 \x01(\x0e\x32 .a3c.v1.StartEpisodeReply.Status\x12\x10\n\x08lease_id\x18\x02 \x01(\x03\x12\x11\n\tlease_ids\x18\x03 \x03(\x03\"A\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07GRANTED\x10\x01\x12\x08\n\x04WAIT\x10\x02\x12\x08\n\x04\x44ONE\x10\x03\"!\n\x0cLeaveRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x0c\n\nLeaveReply\"?\n\x12PullWeightsRequest\x12\x15\n\rknown_version\x18\x01 \x01(\x03\x12\x12\n\nactor_only\x18\x02 \x01(\x08\"I\n\x10PullWeightsReply\x12\x11\n\tunchanged\x18\x01 \x01(\x08\x12\"\n\x07weights\x18\x02 \x01(\x0b\x32\x11.a3c.v1.WeightSet\"o\n\x07\x45nvSlot\x12\x10\n\x08lease_id\x18\x01 \x01(\x03\x12\r\n\x05steps\x18\x02 \x01(\x05\x12\x13\n\x0b\x65pisode_end\x18\x03 \x01(\x08\x12\x16\n\x0e\x65pisode_return\x18\x04 \x01(\x01\x12\x16\n\x0e\x65pisode_length\x18\x05 \x01(\x05\"\xe0\x01\n\nPushHeader\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x14\n\x0c\x62\x61se_version\x18\x03 \x01(\x03\x12\x10\n\x08lease_id\x18\x04 \x01(\x03\x12\x13\n\x0b\x65pisode_end\x18\x05 \x01(\x08\x12\x16\n\x0e\x65pisode_return\x18\x06 \x01(\x01\x12\x16\n\x0e\x65pisode_length\x18\x07 \x01(\x05\x12\x1d\n\x04\x65nvs\x18\x08 \x03(\x0b\x32\x0f.a3c.v1.EnvSlot\x12&\n\nincrements\x18\t \x01(\x0b\x32\x12.a3c.v1.Statistics\"\xd0\x01\n\x07Rollout\x12\x1e\n\x06states\x18\x01 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1f\n\x07\x61\x63tions\x18\x02 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1f\n\x07rewards\x18\x03 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\"\n\nnext_state\x18\x04 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x12\n\nterminated\x18\x05 \x01(\x08\x12+\n\x13\x62\x65haviour_log_probs\x18\x06 \x01(\x0b\x32\x0e.a3c.v1.Tensor\"\xd6\x01\n\x0cRolloutBatch\x12\x1e\n\x06states\x18\x01 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1f\n\x07\x61\x63tions\x18\x02 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1f\n\x07rewards\x18\x03 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12#\n\x0bnext_states\x18\x04 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x12\n\nterminated\x18\x05 \x03(\x08\x12+\n\x13\x62\x65haviour_log_probs\x18\x06 \x01(\x0b\x32\x0e.a3c.v1.Tensor\"z\n\nSamplePush\x12\"\n\x06header\x18\x01 \x01(\x0b\x32\x12.a3c.v1.PushHeader\x12 \n\x07rollout\x18\x02 \x01(\x0b\x32\x0f.a3c.v1.Rollout\x12&\n\x08rollouts\x18\x03 \x01(\x0b\x32\x14.a3c.v1.RolloutBatch\"\x8c\x01\n\x0cGradientPush\x12\"\n\x06header\x18\x01 \x01(\x0b\x32\x12.a3c.v1.PushHeader\x12#\n\x0b\x61\x63tor_grads\x18\x02 \x03(\x0b\x32\x0e.a3c.v1.Tensor\x12$\n\x0c\x63ritic_grads\x18\x03 \x03(\x0b\x32\x0e.a3c.v1.Tensor\x12\r\n\x05steps\x18\x04 \x01(\x05\"z\n\tPushReply\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x13\n\x0blease_valid\x18\x03 \x01(\x08\x12\"\n\x07weights\x18\x04 \x01(\x0b\x32\x11.a3c.v1.WeightSet\x12\x16\n\x0elost_lease_ids\x18\x05 \x03(\x03*>\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x11\n\rMODE_GRADIENT\x10\x01\x12\r\n\tMODE_DATA\x10\x02\x32\x82\x03\n\x0fParameterServer\x12\x37\n\x07\x43onnect\x12\x16.a3c.v1.ConnectRequest\x1a\x14.a3c.v1.ConnectReply\x12\x46\n\x0cStartEpisode\x12\x1b.a3c.v1.StartEpisodeRequest\x1a\x19.a3c.v1.StartEpisodeReply\x12\x43\n\x0bPullWeights\x12\x1a.a3c.v1.PullWeightsRequest\x1a\x18.a3c.v1.PullWeightsReply\x12\x31\n\x05Leave\x12\x14.a3c.v1.LeaveRequest\x1a\x12.a3c.v1.LeaveReply\x12<\n\rPushGradients\x12\x14.a3c.v1.GradientPush\x1a\x11.a3c.v1.PushReply(\x01\x30\x01\x12\x38\n\x0bPushSamples\x12\x12.a3c.v1.SamplePush\x1a\x11.a3c.v1.PushReply(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x10\x61\x33\x63/v1/a3c.proto\x12\x06\x61\x33\x63.v1\"%\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"R\n\x07Moments\x12\r\n\x05\x63ount\x18\x01 \x01(\x01\x12\x1c\n\x04mean\x18\x02 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1a\n\x02m2\x18\x03 \x01(\x0b\x32\x0e.a3c.v1.Tensor\"L\n\nStatistics\x12\x1c\n\x03obs\x18\x01 \x01(\x0b\x32\x0f.a3c.v1.Moments\x12 \n\x07returns\x18\x02 \x01(\x0b\x32\x0f.a3c.v1.Moments\"\x83\x01\n\tWeightSet\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12\x1d\n\x05\x61\x63tor\x18\x02 \x03(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1e\n\x06\x63ritic\x18\x03 \x03(\x0b\x32\x0e.a3c.v1.Tensor\x12&\n\nstatistics\x18\x04 \x01(\x0b\x32\x12.a3c.v1.Statistics\"_\n\x0e\x43onnectRequest\x12\x1a\n\x04mode\x18\x01 \x01(\x0e\x32\x0c.a3c.v1.Mode\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x10\n\x08num_envs\x18\x04 \x01(\x05\"p\n\x0c\x43onnectReply\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\x02 \x01(\t\x12\x0f\n\x07obs_dim\x18\x03 \x01(\x05\x12\x12\n\naction_dim\x18\x04 \x01(\x05\x12\x13\n\x0bincarnation\x18\x05 \x01(\t\"O\n\x13StartEpisodeRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\x12\x16\n\x0eheld_lease_ids\x18\x03 \x03(\x03\"\xc2\x01\n\x11StartEpisodeReply\x12\x30\n\x06status\x18\x01 \x01(\x0e\x32 .a3c.v1.StartEpisodeReply.Status\x12\x10\n\x08lease_id\x18\x02 \x01(\x03\x12\x11\n\tlease_ids\x18\x03 \x03(\x03\x12\x13\n\x0bstep_limits\x18\x04 \x03(\x05\"A\n\x06Status\x12\x16\n\x12STATUS_UNSPECIFIED\x10\x00\x12\x0b\n\x07GRANTED\x10\x01\x12\x08\n\x04WAIT\x10\x02\x12\x08\n\x04\x44ONE\x10\x03\"!\n\x0cLeaveRequest\x12\x11\n\tworker_id\x18\x01 \x01(\t\"\x0c\n\nLeaveReply\"?\n\x12PullWeightsRequest\x12\x15\n\rknown_version\x18\x01 \x01(\x03\x12\x12\n\nactor_only\x18\x02 \x01(\x08\"I\n\x10PullWeightsReply\x12\x11\n\tunchanged\x18\x01 \x01(\x08\x12\"\n\x07weights\x18\x02 \x01(\x0b\x32\x11.a3c.v1.WeightSet\"o\n\x07\x45nvSlot\x12\x10\n\x08lease_id\x18\x01 \x01(\x03\x12\r\n\x05steps\x18\x02 \x01(\x05\x12\x13\n\x0b\x65pisode_end\x18\x03 \x01(\x08\x12\x16\n\x0e\x65pisode_return\x18\x04 \x01(\x01\x12\x16\n\x0e\x65pisode_length\x18\x05 \x01(\x05\"\xe0\x01\n\nPushHeader\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0b\n\x03seq\x18\x02 \x01(\x03\x12\x14\n\x0c\x62\x61se_version\x18\x03 \x01(\x03\x12\x10\n\x08lease_id\x18\x04 \x01(\x03\x12\x13\n\x0b\x65pisode_end\x18\x05 \x01(\x08\x12\x16\n\x0e\x65pisode_return\x18\x06 \x01(\x01\x12\x16\n\x0e\x65pisode_length\x18\x07 \x01(\x05\x12\x1d\n\x04\x65nvs\x18\x08 \x03(\x0b\x32\x0f.a3c.v1.EnvSlot\x12&\n\nincrements\x18\t \x01(\x0b\x32\x12.a3c.v1.Statistics\"\xd0\x01\n\x07Rollout\x12\x1e\n\x06states\x18\x01 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1f\n\x07\x61\x63tions\x18\x02 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1f\n\x07rewards\x18\x03 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\"\n\nnext_state\x18\x04 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x12\n\nterminated\x18\x05 \x01(\x08\x12+\n\x13\x62\x65haviour_log_probs\x18\x06 \x01(\x0b\x32\x0e.a3c.v1.Tensor\"\xd6\x01\n\x0cRolloutBatch\x12\x1e\n\x06states\x18\x01 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1f\n\x07\x61\x63tions\x18\x02 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x1f\n\x07rewards\x18\x03 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12#\n\x0bnext_states\x18\x04 \x01(\x0b\x32\x0e.a3c.v1.Tensor\x12\x12\n\nterminated\x18\x05 \x03(\x08\x12+\n\x13\x62\x65haviour_log_probs\x18\x06 \x01(\x0b\x32\x0e.a3c.v1.Tensor\"z\n\nSamplePush\x12\"\n\x06header\x18\x01 \x01(\x0b\x32\x12.a3c.v1.PushHeader\x12 \n\x07rollout\x18\x02 \x01(\x0b\x32\x0f.a3c.v1.Rollout\x12&\n\x08rollouts\x18\x03 \x01(\x0b\x32\x14.a3c.v1.RolloutBatch\"\x8c\x01\n\x0cGradientPush\x12\"\n\x06header\x18\x01 \x01(\x0b\x32\x12.a3c.v1.PushHeader\x12#\n\x0b\x61\x63tor_grads\x18\x02 \x03(\x0b\x32\x0e.a3c.v1.Tensor\x12$\n\x0c\x63ritic_grads\x18\x03 \x03(\x0b\x32\x0e.a3c.v1.Tensor\x12\r\n\x05steps\x18\x04 \x01(\x05\"z\n\tPushReply\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12\x13\n\x0blease_valid\x18\x03 \x01(\x08\x12\"\n\x07weights\x18\x04 \x01(\x0b\x32\x11.a3c.v1.WeightSet\x12\x16\n\x0elost_lease_ids\x18\x05 \x03(\x03*>\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x11\n\rMODE_GRADIENT\x10\x01\x12\r\n\tMODE_DATA\x10\x02\x32\x82\x03\n\x0fParameterServer\x12\x37\n\x07\x43onnect\x12\x16.a3c.v1.ConnectRequest\x1a\x14.a3c.v1.ConnectReply\x12\x46\n\x0cStartEpisode\x12\x1b.a3c.v1.StartEpisodeRequest\x1a\x19.a3c.v1.StartEpisodeReply\x12\x43\n\x0bPullWeights\x12\x1a.a3c.v1.PullWeightsRequest\x1a\x18.a3c.v1.PullWeightsReply\x12\x31\n\x05Leave\x12\x14.a3c.v1.LeaveRequest\x1a\x12.a3c.v1.LeaveReply\x12<\n\rPushGradients\x12\x14.a3c.v1.GradientPush\x1a\x11.a3c.v1.PushReply(\x01\x30\x01\x12\x38\n\x0bPushSamples\x12\x12.a3c.v1.SamplePush\x1a\x11.a3c.v1.PushReply(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'a3c.v1.a3c_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODE']._serialized_start=2179
-  _globals['_MODE']._serialized_end=2241
+  _globals['_MODE']._serialized_start=2200
+  _globals['_MODE']._serialized_end=2262
   _globals['_TENSOR']._serialized_start=28
   _globals['_TENSOR']._serialized_end=65
   _globals['_MOMENTS']._serialized_start=67
@@ -48,31 +48,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STARTEPISODEREQUEST']._serialized_start=574
   _globals['_STARTEPISODEREQUEST']._serialized_end=653
   _globals['_STARTEPISODEREPLY']._serialized_start=656
-  _globals['_STARTEPISODEREPLY']._serialized_end=829
-  _globals['_STARTEPISODEREPLY_STATUS']._serialized_start=764
-  _globals['_STARTEPISODEREPLY_STATUS']._serialized_end=829
-  _globals['_LEAVEREQUEST']._serialized_start=831
-  _globals['_LEAVEREQUEST']._serialized_end=864
-  _globals['_LEAVEREPLY']._serialized_start=866
-  _globals['_LEAVEREPLY']._serialized_end=878
-  _globals['_PULLWEIGHTSREQUEST']._serialized_start=880
-  _globals['_PULLWEIGHTSREQUEST']._serialized_end=943
-  _globals['_PULLWEIGHTSREPLY']._serialized_start=945
-  _globals['_PULLWEIGHTSREPLY']._serialized_end=1018
-  _globals['_ENVSLOT']._serialized_start=1020
-  _globals['_ENVSLOT']._serialized_end=1131
-  _globals['_PUSHHEADER']._serialized_start=1134
-  _globals['_PUSHHEADER']._serialized_end=1358
-  _globals['_ROLLOUT']._serialized_start=1361
-  _globals['_ROLLOUT']._serialized_end=1569
-  _globals['_ROLLOUTBATCH']._serialized_start=1572
-  _globals['_ROLLOUTBATCH']._serialized_end=1786
-  _globals['_SAMPLEPUSH']._serialized_start=1788
-  _globals['_SAMPLEPUSH']._serialized_end=1910
-  _globals['_GRADIENTPUSH']._serialized_start=1913
-  _globals['_GRADIENTPUSH']._serialized_end=2053
-  _globals['_PUSHREPLY']._serialized_start=2055
-  _globals['_PUSHREPLY']._serialized_end=2177
-  _globals['_PARAMETERSERVER']._serialized_start=2244
-  _globals['_PARAMETERSERVER']._serialized_end=2630
+  _globals['_STARTEPISODEREPLY']._serialized_end=850
+  _globals['_STARTEPISODEREPLY_STATUS']._serialized_start=785
+  _globals['_STARTEPISODEREPLY_STATUS']._serialized_end=850
+  _globals['_LEAVEREQUEST']._serialized_start=852
+  _globals['_LEAVEREQUEST']._serialized_end=885
+  _globals['_LEAVEREPLY']._serialized_start=887
+  _globals['_LEAVEREPLY']._serialized_end=899
+  _globals['_PULLWEIGHTSREQUEST']._serialized_start=901
+  _globals['_PULLWEIGHTSREQUEST']._serialized_end=964
+  _globals['_PULLWEIGHTSREPLY']._serialized_start=966
+  _globals['_PULLWEIGHTSREPLY']._serialized_end=1039
+  _globals['_ENVSLOT']._serialized_start=1041
+  _globals['_ENVSLOT']._serialized_end=1152
+  _globals['_PUSHHEADER']._serialized_start=1155
+  _globals['_PUSHHEADER']._serialized_end=1379
+  _globals['_ROLLOUT']._serialized_start=1382
+  _globals['_ROLLOUT']._serialized_end=1590
+  _globals['_ROLLOUTBATCH']._serialized_start=1593
+  _globals['_ROLLOUTBATCH']._serialized_end=1807
+  _globals['_SAMPLEPUSH']._serialized_start=1809
+  _globals['_SAMPLEPUSH']._serialized_end=1931
+  _globals['_GRADIENTPUSH']._serialized_start=1934
+  _globals['_GRADIENTPUSH']._serialized_end=2074
+  _globals['_PUSHREPLY']._serialized_start=2076
+  _globals['_PUSHREPLY']._serialized_end=2198
+  _globals['_PARAMETERSERVER']._serialized_start=2265
+  _globals['_PARAMETERSERVER']._serialized_end=2651
 # @@protoc_insertion_point(module_scope)

@@ -91,7 +91,7 @@ class StartEpisodeRequest(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., count: _Optional[int] = ..., held_lease_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class StartEpisodeReply(_message.Message):
-    __slots__ = ("status", "lease_id", "lease_ids")
+    __slots__ = ("status", "lease_id", "lease_ids", "step_limits")
     class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATUS_UNSPECIFIED: _ClassVar[StartEpisodeReply.Status]
@@ -105,10 +105,12 @@ class StartEpisodeReply(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     LEASE_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_IDS_FIELD_NUMBER: _ClassVar[int]
+    STEP_LIMITS_FIELD_NUMBER: _ClassVar[int]
     status: StartEpisodeReply.Status
     lease_id: int
     lease_ids: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, status: _Optional[_Union[StartEpisodeReply.Status, str]] = ..., lease_id: _Optional[int] = ..., lease_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+    step_limits: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, status: _Optional[_Union[StartEpisodeReply.Status, str]] = ..., lease_id: _Optional[int] = ..., lease_ids: _Optional[_Iterable[int]] = ..., step_limits: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class LeaveRequest(_message.Message):
     __slots__ = ("worker_id",)

@@ -1,6 +1,7 @@
 """Faults done for real: SIGKILL a worker, SIGKILL the server and start it again; with one
 environment per worker and with several (each holding its own episode lease)."""
 
+import csv
 import signal
 import subprocess
 import sys
@@ -81,6 +82,40 @@ def test_sigkill_a_worker_mid_episode(tmp_path, envs):
     assert episodes(run_dir) == list(range(1, budget + 1))
     assert "given out again" in out
     assert_weights_load(run_dir)
+
+
+def test_sigkill_a_worker_under_an_env_step_budget(tmp_path):
+    """--max-env-steps 5000: a worker SIGKILLed while it holds leases; the steps it pushed
+    stay trained, the rest of its leases' steps go back to the pool, and the others train
+    exactly the rest."""
+    port, metrics_port, run_dir = free_port(), free_port(), tmp_path / "run"
+    server = popen(
+        server_cmd(port, run_dir, 0, "--max-env-steps", "5000", "--lease-timeout", "3")
+        + ["--metrics-port", str(metrics_port)]
+    )  # fmt: skip
+    victim = popen(worker_cmd(port, 0, 3))
+    others = []
+    try:
+        wait_for_episodes(run_dir, 3, [server, victim])
+        stop_holding_a_lease(victim, metrics_port)
+        victim.send_signal(signal.SIGKILL)
+        others = [popen(worker_cmd(port, seed, 3)) for seed in (1, 2)]
+        out, _ = server.communicate(timeout=240)
+        assert server.returncode == 0, out[-3000:]
+        for w in others:
+            assert w.wait(timeout=60) == 0
+    finally:
+        for p in (server, victim, *others):
+            if p.poll() is None:
+                p.kill()
+    assert "given out again" in out
+    assert "5000/5000 env steps" in out
+    with open(run_dir / "returns.csv") as f:
+        table = list(csv.DictReader(f))
+    assert int(table[-1]["env_steps"]) == 5000
+    # Episodes the killed worker left unfinished are not logged (their pushed steps are
+    # trained and counted).
+    assert sum(int(r["length"]) for r in table) <= 5000
 
 
 @pytest.mark.parametrize("envs", [1, 3])

@@ -125,6 +125,24 @@ def test_vectorized_workers_train_exactly_the_budget(tmp_path, mode):
 
 
 @pytest.mark.parametrize("mode", ["data", "gradient"])
+def test_an_env_step_budget_is_exact(tmp_path, mode):
+    """make train STEPS=1234, 3 workers x 5 environments of 200-step episodes: exactly 1234
+    env steps are trained (six episodes of 200 and one cut at 34), none beyond."""
+    run_dir = tmp_path / mode
+    done = subprocess.run(
+        ["make", "train", "N=3", "ENVS=5", f"MODE={mode}", "STEPS=1234", f"RUN_DIR={run_dir}",
+         "METRICS_PORT=0", "WORKER_METRICS_PORT=0"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    table = rows(run_dir)
+    assert int(table[-1]["env_steps"]) == 1234
+    assert sorted(int(r["length"]) for r in table) == [34] + [200] * 6
+    assert "7 episodes trained, 1234/1234 env steps" in done.stdout
+    assert json.loads((run_dir / "config.json").read_text())["train"]["max_episodes"] == 0
+
+
+@pytest.mark.parametrize("mode", ["data", "gradient"])
 def test_running_normalization_counts_every_trained_step_and_plays(tmp_path, mode):
     """--obs-normalization and --reward-normalization running: the server's statistics,
     written beside the weights, count every trained env step's observation and return

@@ -99,3 +99,53 @@ def test_exact_under_concurrency():
     for t in threads:
         t.join()
     assert sorted(trained) == list(range(1, 51))
+
+
+def test_an_env_step_budget_reserves_steps_per_lease_and_is_exact():
+    """1234 env steps, episodes of up to 200: six leases of 200 and one of 34; steps a
+    lease does not use go back, steps past a lease's limit are refused, and the budget is
+    done at exactly 1234."""
+    clock = Clock()
+    budget = Budget(0, lease_timeout=5, clock=clock, max_env_steps=1234, episode_steps=200)
+    grant, leases = budget.request_limited("a", count=15)
+    assert grant == Grant.GRANTED
+    assert [limit for _, limit in leases] == [200] * 6 + [34]
+    assert budget.request_limited("b") == (Grant.WAIT, [])
+    first, short = leases[0][0], leases[-1][0]
+    assert not budget.renew(short, "a", 35)  # past its limit: not trained
+    assert budget.renew(short, "a", 34) and budget.trained_steps == 34
+    assert not budget.renew(short, "a", 1)
+    budget.complete(short)
+    assert budget.renew(first, "a", 50)
+    budget.complete(first)  # ended after 50 steps: 150 go back to the pool
+    grant, [(b_lease, limit)] = budget.request_limited("b", held=[])
+    assert grant == Grant.GRANTED and limit == 150
+    # A silent lease's unused steps go back too; what it pushed stays trained.
+    assert budget.renew(leases[1][0], "a", 20)
+    clock.now = 4
+    for lease_id in [lease_id for lease_id, _ in leases[2:-1]] + [b_lease]:
+        assert budget.renew(lease_id, "a" if lease_id != b_lease else "b", 0)
+    clock.now = 8
+    grant, again = budget.request_limited("c", count=5)
+    assert [limit for _, limit in again] == [180]  # the 1 expired lease frees 180 steps
+    assert budget.progress < 1 and not budget.done
+    for lease_id, limit in again:
+        assert budget.renew(lease_id, "c", limit)
+    assert budget.trained_steps == 34 + 50 + 20 + 180
+    assert budget.request_limited("d") == (Grant.WAIT, [])
+
+
+def test_with_both_budgets_the_first_reached_ends_the_run():
+    budget = Budget(max_episodes=2, lease_timeout=5, max_env_steps=10_000, episode_steps=200)
+    _, leases = budget.request_limited("a", count=5)
+    assert len(leases) == 2  # the episode budget binds first
+    for lease_id, _ in leases:
+        assert budget.renew(lease_id, "a", 200)
+        budget.complete(lease_id)
+    assert budget.done and budget.progress == 1.0
+    steps = Budget(max_episodes=100, lease_timeout=5, max_env_steps=300, episode_steps=200)
+    _, leases = steps.request_limited("a", count=5)
+    assert [limit for _, limit in leases] == [200, 100]
+    for lease_id, limit in leases:
+        assert steps.renew(lease_id, "a", limit)
+    assert steps.done and steps.completed == 0
