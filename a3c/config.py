@@ -21,6 +21,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+EVAL_SEED = 1_000_000
+"""Evaluation episode k resets with seed EVAL_SEED + k: the same episodes in every run."""
+
 FROM_PRESET: Any = None
 """The default of a TrainConfig field that its preset sets."""
 
@@ -51,6 +54,12 @@ class TrainConfig:
     max_env_steps: int = 0
     """Env-step budget: exactly this many env steps are trained, then the server stops
     (0: none); with max_episodes too, the first reached ends the run."""
+    eval_every: int = 0
+    """Evaluate the deterministic policy (mean action; argmax for discrete actions) every
+    this many trained env steps, and at the end, with an evaluator (a3c-worker --role
+    evaluator, started by a3c-train): evals.csv, metrics, TensorBoard (0: never)."""
+    eval_episodes: int = 10
+    """Episodes per evaluation, on fixed seeds (EVAL_SEED + k), the same every time."""
     gamma: float = FROM_PRESET
     """Discount factor."""
     t_max: int = FROM_PRESET
@@ -165,6 +174,8 @@ class TrainConfig:
             raise ValueError("max_episodes and max_env_steps must be >= 0")
         if not (self.max_episodes or self.max_env_steps):
             raise ValueError("a budget is needed: max_episodes or max_env_steps >= 1")
+        if self.eval_every < 0 or self.eval_episodes < 1:
+            raise ValueError("eval_every must be >= 0 and eval_episodes >= 1")
         if not (self.obs_clip > 0 and self.reward_clip > 0):
             raise ValueError("obs_clip and reward_clip must be > 0")
 
@@ -294,6 +305,9 @@ class ServerConfig:
     """Seconds without a push after which an episode lease is given to another worker."""
     drain_seconds: float = 10.0
     """Once the budget is spent, how long to wait for workers to be told before exiting."""
+    eval_wait_seconds: float = 300.0
+    """Once the budget is spent, how long to wait for a connected evaluator to report the
+    evaluation points left (the final one included) before exiting."""
     exit_when_done: bool = True
     """Exit once the budget is spent; false: save, keep answering (weights, "done") until
     SIGTERM, as a Kubernetes pod should, where an exit means a restart."""
@@ -320,6 +334,9 @@ class WorkerConfig:
     """Parameter server address host:port."""
     mode: str = "gradient"
     """gradient: push gradients of the local copy; data: push raw transitions."""
+    role: str = "trainer"
+    """trainer, or evaluator: play the deterministic policy at each of the server's
+    evaluation points (--eval-every) and report the returns; trains nothing."""
     seed: int = 0
     """Seed of the environments and of the policy's action noise."""
     num_envs: int = 0
@@ -356,6 +373,8 @@ class WorkerConfig:
     def __post_init__(self):
         if self.mode not in ("gradient", "data"):
             raise ValueError(f"mode must be gradient or data, not {self.mode!r}")
+        if self.role not in ("trainer", "evaluator"):
+            raise ValueError(f"role must be trainer or evaluator, not {self.role!r}")
         if self.max_in_flight < 1 or self.num_envs < 0:
             raise ValueError("max_in_flight must be at least 1 and num_envs at least 0")
 

@@ -145,21 +145,19 @@ def with_progress_bar(frame: np.ndarray, fraction: float) -> np.ndarray:
 def play_episode(env, policy, seed: int, normalizer=None) -> Episode:
     """One episode of the deterministic policy, recording every FRAME_STRIDE-th frame;
     with a normalizer (a3c.normalization), the policy sees normalized observations."""
-    obs, _ = env.reset(seed=seed)
+    from a3c.evaluation import deterministic_episode
+
     limit = (env.spec.max_episode_steps if env.spec else None) or 1000
     stride = max(FRAME_STRIDE, math.ceil(limit / MAX_FRAMES))
-    observations, actions, frames, ret = [], [], [], 0.0
-    done, t = False, 0
-    while not done:
+    observations, actions, frames = [], [], []
+
+    def observe(t: int, obs: np.ndarray, action: np.ndarray) -> None:
         if t % stride == 0:
             frames.append(with_progress_bar(env.render(), (t + 1) / limit))
-        seen = np.asarray(obs, np.float32).reshape(-1)
-        action = policy.act_deterministic(seen if normalizer is None else normalizer.obs(seen))
-        observations.append(np.asarray(obs, np.float64).reshape(-1))
+        observations.append(np.asarray(obs, np.float64))
         actions.append(np.asarray(action, np.float64).reshape(-1))
-        obs, reward, terminated, truncated, _ = env.step(policy.env_action(action))
-        ret += float(reward)
-        done, t = terminated or truncated, t + 1
+
+    ret, _ = deterministic_episode(env, policy, seed, normalizer, observe)
     return Episode(np.array(observations), np.array(actions), ret, frames)
 
 

@@ -108,9 +108,14 @@ def main(argv: list[str] | None = None) -> int:
          "--max-in-flight", str(args.max_in_flight), "--num-envs", str(args.num_envs)]
     )  # fmt: skip
 
+    evaluator = subprocess.Popen(  # exits at once when the server evaluates nothing
+        [sys.executable, "-m", "worker", "--role", "evaluator", "--name", "evaluator",
+         "--server", f"127.0.0.1:{port}", "--connect-timeout", "30"]
+    )  # fmt: skip
+
     def forward_sigterm(*_):
         # Only signal here: waiting inside a handler can deadlock with server.wait() below.
-        for proc in (server, workers):
+        for proc in (server, workers, evaluator):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
 
@@ -119,14 +124,15 @@ def main(argv: list[str] | None = None) -> int:
         if workers.poll() not in (None, 0):
             # Every worker failed: the server would wait for pushes forever.
             print("a3c-train: the workers exited early; stopping the server", file=sys.stderr)
-            stop_all([server])
+            stop_all([server, evaluator])
             return workers.returncode
         time.sleep(0.2)
     code = server.returncode
-    try:
-        workers.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        stop_all([workers])
+    for proc in (workers, evaluator):
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            stop_all([proc])
     if code == 0 and (run_dir / "returns.csv").exists():
         from lab.plot import write_curve
         from lab.runs import RunError

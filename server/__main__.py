@@ -52,11 +52,18 @@ def of_budget(done: int, budget: int) -> str:
     return f"{done}/{budget}" if budget else str(done)
 
 
+def eval_text(evaluations) -> str:
+    """'eval -180.2 ± 12.1 at 40000 | ', or '' before the first evaluation."""
+    last = evaluations.last
+    return f"eval {last[1]:.1f} ± {last[2]:.1f} at {last[0]} | " if last else ""
+
+
 class Progress(threading.Thread):
     """Prints episodes/budget, env steps/s and the mean return of the last 20 episodes."""
 
-    def __init__(self, runlog, budget, learner, registry, interval: float = 1.0):
+    def __init__(self, runlog, budget, learner, registry, evaluations, interval: float = 1.0):
         super().__init__(name="progress", daemon=True)
+        self._evaluations = evaluations
         self._runlog, self._budget = runlog, budget
         self._learner, self._registry = learner, registry
         self._interval = interval
@@ -70,6 +77,7 @@ class Progress(threading.Thread):
             f"env steps {of_budget(self._runlog.env_steps, self._budget.max_env_steps)} "
             f"({rate:.0f}/s) | "
             f"mean return (last 20) {'-' if mean is None else f'{mean:.1f}'} | "
+            f"{eval_text(self._evaluations)}"
             f"version {self._learner.version} | queue {self._learner.queue_depth()} | "
             f"workers {self._registry.active(60.0)} ({self._registry.active(60.0, envs=True)} envs)"
         )
@@ -164,12 +172,17 @@ def wait_for_end(app, scfg: ServerConfig, stop: threading.Event) -> None:
         stop.wait(0.2)
     if not app.budget.done:
         return
+    app.finish_training()
     if not scfg.exit_when_done:
-        app.learner.stop()
         app.save()
         log.info("role=server budget spent; serving the final weights until stopped")
         stop.wait()
         return
+    # An evaluator that is evaluating gets to report every point, the final one included.
+    deadline = time.monotonic() + scfg.eval_wait_seconds
+    while app.evaluations.connected and app.evaluations.pending and time.monotonic() < deadline:
+        if stop.wait(0.1):
+            return
     deadline = time.monotonic() + scfg.drain_seconds
     # Tell every live worker (they learn it from StartEpisode) before going away.
     while app.registry.active(scfg.lease_timeout) and time.monotonic() < deadline:
@@ -235,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    progress = Progress(app.runlog, app.budget, app.learner, app.registry)
+    progress = Progress(app.runlog, app.budget, app.learner, app.registry, app.evaluations)
     if scfg.progress:
         progress.start()
     wait_for_end(app, scfg, stop)
@@ -248,6 +261,12 @@ def main(argv: list[str] | None = None) -> int:
         log.info(
             "role=server 20-episode mean return reached %g at episode %d, %.1fs into training",
             threshold, episode, at,
+        )  # fmt: skip
+    if app.evaluations.last is not None:
+        steps, mean, std = app.evaluations.last
+        log.info(
+            "role=server last evaluation: deterministic return %.1f ± %.1f at %d env steps",
+            mean, std, steps,
         )  # fmt: skip
     if app.runlog.best is not None:
         mean, episode, at = app.runlog.best

@@ -17,6 +17,7 @@ from a3c.normalization import Statistics
 from a3c.trainer import Trainer
 from server import checkpoints
 from server.budget import Budget
+from server.evaluations import Evaluations
 from server.learner import Learner
 from server.metrics import ServerMetrics
 from server.runlog import RunLog
@@ -77,18 +78,25 @@ class App:
         self._every, self._every_seconds = scfg.checkpoint_every, scfg.checkpoint_seconds
         self._last_checkpoint = time.monotonic()
         self.summaries = Summaries(run_dir / "tensorboard")
+        self.evaluations = Evaluations(
+            run_dir / "evals.csv", tcfg.eval_every, self.metrics, self.summaries,
+            resume_at=start.env_steps,
+        )  # fmt: skip
         self.learner = Learner(
             self.trainer, self.budget, self.runlog, scfg.queue_size, self.metrics,
             self._on_episode, version=start.version,
             batch=scfg.learner_batch, reduce=scfg.learner_reduce,
             max_policy_lag=tcfg.max_policy_lag, summaries=self.summaries,
             grad_clip_norm=tcfg.grad_clip_norm, statistics=statistics,
+            on_update=lambda version, flat, stats: self.evaluations.after_update(
+                self.runlog.env_steps, self.runlog.seconds, version, flat, stats
+            ),
         )  # fmt: skip
         self.metrics.episodes.inc(start.episodes)
         self.metrics.env_steps.inc(start.env_steps)
         self.servicer = ParameterServer(
             tcfg, spec, self.learner, self.budget, self.registry, self.metrics,
-            queue_timeout=scfg.queue_timeout,
+            queue_timeout=scfg.queue_timeout, evaluations=self.evaluations,
         )  # fmt: skip
         self.metrics.budget.set(tcfg.max_episodes)
         self.metrics.workers.set_function(lambda: self.registry.active(scfg.lease_timeout))
@@ -125,10 +133,18 @@ class App:
         self._last_checkpoint = time.monotonic()
         self.metrics.checkpoints.inc()
 
+    def finish_training(self) -> None:
+        """Once the budget is spent: applies what is queued; the final weights become the
+        last evaluation point."""
+        self.learner.stop()
+        version, flat, stats = self.learner.snapshot()
+        self.evaluations.finish(self.runlog.env_steps, self.runlog.seconds, version, flat, stats)
+
     def close(self) -> None:
         """Applies what is queued, saves the final weights, closes the returns log."""
         self.learner.stop()
         self.save()
         self.runlog.close()
+        self.evaluations.close()
         self.summaries.close()
         log.info("role=server saved weights to %s", self.run_dir)

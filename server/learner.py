@@ -77,10 +77,12 @@ class Learner:
     update of each mode from them (see _update); B = 1 is the seed's one update per push.
 
     `trainer` is an a3c.trainer.Trainer; `on_episode(n)` runs in the learner thread after
-    episode n is logged (checkpoints hook in there). Data-mode updates run as one fused
-    call; every `split_every`-th runs as two calls, so that the compute and apply
-    histograms are sampled at the cost of a slower update 1 time in split_every. At most
-    once every `diagnose_seconds` an update also computes its diagnostics (a3c.trainer's,
+    episode n is logged (checkpoints hook in there), `on_update(version, flat weights,
+    statistics)` after each update's pushes are settled (evaluation points). Data-mode
+    updates run as one fused call; every `split_every`-th runs as two calls, so that the
+    compute and apply histograms are sampled at the cost of a slower update 1 time in
+    split_every. At most once every `diagnose_seconds` an update also computes its
+    diagnostics (a3c.trainer's,
     in the same compiled call), which go to the a3c_server_learner_* metrics and, with
     `summaries` (server.summaries.Summaries), to TensorBoard with every episode's return.
     With running normalization, `statistics` (a3c.normalization.Statistics) are the
@@ -105,12 +107,14 @@ class Learner:
         grad_clip_norm: float = 0.0,
         diagnose_seconds: float = DIAGNOSE_SECONDS,
         statistics: Statistics | None = None,
+        on_update: Callable[[int, np.ndarray, Statistics | None], None] = lambda v, f, s: None,
     ):
         self._trainer = trainer
         self._m = metrics
         self._budget = budget
         self._runlog = runlog
         self._on_episode = on_episode
+        self._on_update = on_update
         self._queue: queue.Queue[Push | None] = queue.Queue(maxsize=queue_size)
         self._snapshot = (version, trainer.flat_weights(), statistics)
         self._updates = 0
@@ -331,6 +335,7 @@ class Learner:
         self._m.version.set(version)
         for push in pushes:
             self._settle(push, version)
+        self._on_update(version, flat, stats)
 
     def _settle(
         self, push: Push, version: int, trained: bool = True, lost: tuple[int, ...] = ()

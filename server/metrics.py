@@ -184,6 +184,18 @@ class ServerMetrics:
         self.checkpoints = Counter(
             "a3c_server_checkpoints_total", "Weight checkpoints written.", registry=r
         )
+        self.eval_return = Gauge(
+            "a3c_server_eval_return_mean",
+            "Mean return of the deterministic policy at the latest evaluation (--eval-every).",
+            registry=r,
+        )
+        self.eval_env_steps = Gauge(
+            "a3c_server_eval_env_steps", "Trained env steps of the latest evaluation.",
+            registry=r,
+        )  # fmt: skip
+        self.evaluations = Counter(
+            "a3c_server_evaluations_total", "Evaluations reported by the evaluator.", registry=r
+        )
         self.normalization = {
             name: Gauge(f"a3c_server_normalization_{name}", help_text, ["quantity"], registry=r)
             for name, help_text in NORMALIZATION_GAUGES.items()

@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 
 from a3c import codec
-from a3c.config import TrainConfig
+from a3c.config import EVAL_SEED, TrainConfig
 from a3c.model import EnvSpec, split_flat, weight_shapes
 from a3c.rollout import pad
 from a3c.v1 import a3c_pb2 as pb
@@ -23,11 +23,29 @@ from server.metrics import ServerMetrics
 from server.workers import RESEND_WINDOW, Registry, WorkerInfo
 
 MODES = {pb.MODE_GRADIENT: "gradient", pb.MODE_DATA: "data"}
+NEXT_EVALUATION = {
+    "ready": pb.NextEvaluationReply.READY,
+    "wait": pb.NextEvaluationReply.WAIT,
+    "done": pb.NextEvaluationReply.DONE,
+}
 GRANTS = {
     Grant.GRANTED: pb.StartEpisodeReply.GRANTED,
     Grant.WAIT: pb.StartEpisodeReply.WAIT,
     Grant.DONE: pb.StartEpisodeReply.DONE,
 }
+
+
+def weight_set(version: int, flat: np.ndarray, stats, shapes, actor_only=False) -> pb.WeightSet:
+    """A model state as a WeightSet: the actor's and (unless actor_only) the critic's
+    weights of a flat vector, and the running statistics (when kept)."""
+    actor_shapes, critic_shapes = shapes
+    n_actor = sum(math.prod(s) for s in actor_shapes)
+    actor = split_flat(flat[:n_actor], actor_shapes)
+    critic = [] if actor_only else split_flat(flat[n_actor:], critic_shapes)
+    message = codec.weights_to_proto(version, actor, critic)
+    if stats is not None:
+        message.statistics.CopyFrom(codec.statistics_to_proto(stats))
+    return message
 
 
 class WeightCache:
@@ -36,8 +54,7 @@ class WeightCache:
 
     def __init__(self, learner: Learner, shapes: tuple[list, list]):
         self._learner = learner
-        self._actor_shapes, self._critic_shapes = shapes
-        self._n_actor = sum(math.prod(s) for s in self._actor_shapes)
+        self._shapes = shapes
         self._lock = threading.Lock()
         self._version = -1
         self._full = self._actor = pb.WeightSet()
@@ -46,11 +63,7 @@ class WeightCache:
         version, flat, stats = self._learner.snapshot()
         with self._lock:
             if self._version != version:
-                actor = split_flat(flat[: self._n_actor], self._actor_shapes)
-                critic = split_flat(flat[self._n_actor :], self._critic_shapes)
-                self._full = codec.weights_to_proto(version, actor, critic)
-                if stats is not None:
-                    self._full.statistics.CopyFrom(codec.statistics_to_proto(stats))
+                self._full = weight_set(version, flat, stats, self._shapes)
                 self._actor = pb.WeightSet(
                     version=version, actor=self._full.actor, statistics=self._full.statistics
                 )
@@ -71,6 +84,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         metrics: ServerMetrics,
         queue_timeout: float = 30.0,
         episode_wait: float = 2.0,
+        evaluations=None,
     ):
         self._cfg, self._spec = cfg, spec
         self._learner, self._budget, self._registry = learner, budget, registry
@@ -80,6 +94,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         self._queue_timeout = queue_timeout
         self._episode_wait = episode_wait
         self._incarnation = uuid.uuid4().hex
+        self._evaluations = evaluations  # server.evaluations.Evaluations
 
     def _refuse(self, context, code: grpc.StatusCode, reason: str, message: str):
         """Counts a refused push by reason and ends the call with code and message."""
@@ -103,8 +118,15 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         return info
 
     def Connect(self, request, context):
+        if request.mode == pb.MODE_EVALUATOR:  # pushes nothing: not a worker of the registry
+            return pb.ConnectReply(
+                config_json=self._cfg.to_json(), obs_dim=self._spec.obs_dim,
+                action_dim=self._spec.action_dim, incarnation=self._incarnation,
+            )  # fmt: skip
         if request.mode not in MODES:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "mode must be GRADIENT or DATA")
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "mode must be GRADIENT, DATA or EVALUATOR"
+            )
         if len(request.worker_id) > 128:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "worker_id longer than 128 characters")
         info = self._registry.add(
@@ -147,6 +169,46 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         if request.known_version and request.known_version == self._learner.version:
             return pb.PullWeightsReply(unchanged=True)
         return pb.PullWeightsReply(weights=self._weights.get(request.actor_only))
+
+    def NextEvaluation(self, request, context):
+        evaluations = self._evaluations
+        if evaluations is None or not evaluations.every:
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "this server evaluates nothing (--eval-every 0)",
+            )
+        status, point = evaluations.next(request.after_env_steps)
+        reply = pb.NextEvaluationReply(status=NEXT_EVALUATION[status])
+        if point is not None:
+            reply.env_steps = point.env_steps
+            reply.weights.CopyFrom(
+                weight_set(point.version, point.flat, point.statistics, self._shapes, True)
+            )
+            reply.episodes, reply.seed = self._cfg.eval_episodes, EVAL_SEED
+        return reply
+
+    def ReportEvaluation(self, request, context):
+        returns, lengths = list(request.returns), list(request.lengths)
+        want = self._cfg.eval_episodes
+        if len(returns) != want or len(lengths) != want:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"an evaluation reports {want} returns and lengths (--eval-episodes); "
+                f"got {len(returns)} and {len(lengths)}",
+            )
+        if not all(math.isfinite(r) for r in returns) or min(lengths) < 1:
+            context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "returns must be finite and lengths >= 1"
+            )
+        if self._evaluations is None or not self._evaluations.report(
+            request.env_steps, request.version, returns, lengths
+        ):
+            context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"no evaluation of version {request.version} at {request.env_steps} env steps "
+                "is waiting (reported already, or never given out)",
+            )
+        return pb.EvaluationReportReply()
 
     def PushSamples(self, request_iterator, context):
         obs_dim, action_dim, t_max = self._spec.obs_dim, self._spec.action_dim, self._cfg.t_max

@@ -28,6 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if wcfg.role == "evaluator":
+        from worker.evaluator import run_evaluator
+
+        try:
+            return run_evaluator(wcfg, stop)
+        except EnvSpecError as err:
+            print(f"a3c-worker: {err}", file=sys.stderr)
+            return 2
     if wcfg.mode == "gradient":
         import_tensorflow()  # for the local gradient step; data mode needs none
     from worker.loop import run

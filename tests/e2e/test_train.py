@@ -142,6 +142,45 @@ def test_an_env_step_budget_is_exact(tmp_path, mode):
     assert json.loads((run_dir / "config.json").read_text())["train"]["max_episodes"] == 0
 
 
+def test_the_evaluator_reports_the_deterministic_policy_at_the_promised_steps(tmp_path):
+    """--eval-every 2000, 6000 env steps, running normalization: evals.csv has the points
+    2000, 4000 and 6000 (the final weights), the training budget is exactly 6000 steps
+    whatever the evaluator played, and the last row is what the deterministic policy of
+    the saved weights and statistics scores on the same seeds."""
+    run_dir = tmp_path / "eval"
+    flags = "--eval-every 2000 --eval-episodes 3 --obs-normalization running"
+    done = subprocess.run(
+        ["make", "train", "N=2", "ENVS=4", "MODE=data", "STEPS=6000", f"RUN_DIR={run_dir}",
+         "METRICS_PORT=0", "WORKER_METRICS_PORT=0", f"TRAIN_FLAGS={flags}"],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert int(rows(run_dir)[-1]["env_steps"]) == 6000
+    with open(run_dir / "evals.csv") as f:
+        evals = list(csv.DictReader(f))
+    assert [int(r["env_steps"]) for r in evals] == [2000, 4000, 6000]
+    assert all(int(r["episodes"]) == 3 for r in evals)
+    versions = [int(r["version"]) for r in evals]
+    assert versions == sorted(versions) and versions[0] > 0
+    assert "last evaluation: deterministic return" in done.stdout
+    scalars = tensorboard_scalars(run_dir / "tensorboard")
+    assert [s for s, _ in scalars["eval/return_mean"]] == [2000, 4000, 6000]
+
+    from a3c.config import EVAL_SEED
+    from a3c.evaluation import evaluate
+    from a3c.model import NumpyPolicy, env_of, env_spec
+    from lab.play import load_actor_weights, run_normalizer
+    from lab.runs import train_config
+
+    cfg = train_config(run_dir)
+    env = env_of(cfg)
+    spec = env_spec(env)
+    policy = NumpyPolicy(spec, cfg, np.random.default_rng(0))
+    policy.set_weights(load_actor_weights(run_dir, spec, cfg))
+    returns, _ = evaluate(env, policy, EVAL_SEED, 3, run_normalizer(run_dir, spec, cfg))
+    assert float(evals[-1]["mean"]) == pytest.approx(np.mean(returns), abs=1e-3)
+
+
 @pytest.mark.parametrize("mode", ["data", "gradient"])
 def test_running_normalization_counts_every_trained_step_and_plays(tmp_path, mode):
     """--obs-normalization and --reward-normalization running: the server's statistics,
