@@ -57,11 +57,12 @@ def stop_holding_a_lease(victim, metrics_port: int, timeout: float = 60) -> None
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("envs", [1, 3])
-def test_sigkill_a_worker_mid_episode(tmp_path, envs):
-    port, metrics_port, run_dir, budget = free_port(), free_port(), tmp_path / "run", 12 * envs
+def train_past_a_killed_worker(run_dir, envs: int, budget_flags: list[str]) -> str:
+    """A server and one worker of `envs` environments; the worker SIGKILLed while it holds
+    a lease, two others train the rest. The server's output."""
+    port, metrics_port = free_port(), free_port()
     server = popen(
-        server_cmd(port, run_dir, budget, "--lease-timeout", "3")
+        server_cmd(port, run_dir, 0, *budget_flags, "--lease-timeout", "3")
         + ["--metrics-port", str(metrics_port)]
     )  # fmt: skip
     victim = popen(worker_cmd(port, 0, envs))
@@ -79,8 +80,15 @@ def test_sigkill_a_worker_mid_episode(tmp_path, envs):
         for p in (server, victim, *others):
             if p.poll() is None:
                 p.kill()
-    assert episodes(run_dir) == list(range(1, budget + 1))
     assert "given out again" in out
+    return out
+
+
+@pytest.mark.parametrize("envs", [1, 3])
+def test_sigkill_a_worker_mid_episode(tmp_path, envs):
+    run_dir, budget = tmp_path / "run", 12 * envs
+    train_past_a_killed_worker(run_dir, envs, ["--max-episodes", str(budget)])
+    assert episodes(run_dir) == list(range(1, budget + 1))
     assert_weights_load(run_dir)
 
 
@@ -88,27 +96,8 @@ def test_sigkill_a_worker_under_an_env_step_budget(tmp_path):
     """--max-env-steps 5000: a worker SIGKILLed while it holds leases; the steps it pushed
     stay trained, the rest of its leases' steps go back to the pool, and the others train
     exactly the rest."""
-    port, metrics_port, run_dir = free_port(), free_port(), tmp_path / "run"
-    server = popen(
-        server_cmd(port, run_dir, 0, "--max-env-steps", "5000", "--lease-timeout", "3")
-        + ["--metrics-port", str(metrics_port)]
-    )  # fmt: skip
-    victim = popen(worker_cmd(port, 0, 3))
-    others = []
-    try:
-        wait_for_episodes(run_dir, 3, [server, victim])
-        stop_holding_a_lease(victim, metrics_port)
-        victim.send_signal(signal.SIGKILL)
-        others = [popen(worker_cmd(port, seed, 3)) for seed in (1, 2)]
-        out, _ = server.communicate(timeout=240)
-        assert server.returncode == 0, out[-3000:]
-        for w in others:
-            assert w.wait(timeout=60) == 0
-    finally:
-        for p in (server, victim, *others):
-            if p.poll() is None:
-                p.kill()
-    assert "given out again" in out
+    run_dir = tmp_path / "run"
+    out = train_past_a_killed_worker(run_dir, 3, ["--max-env-steps", "5000"])
     assert "5000/5000 env steps" in out
     with open(run_dir / "returns.csv") as f:
         table = list(csv.DictReader(f))

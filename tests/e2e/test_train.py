@@ -49,6 +49,18 @@ def assert_weights_load(run_dir, env_id="Pendulum-v1"):
     assert not np.array_equal(before, actor.get_weights()[0])
 
 
+def make_train(run_dir, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`make train RUN_DIR=run_dir ARGS...` without metrics ports; fails the test unless it
+    exits 0."""
+    done = subprocess.run(
+        ["make", "train", f"RUN_DIR={run_dir}", "METRICS_PORT=0", "WORKER_METRICS_PORT=0",
+         *args],
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
 def tensorboard_scalars(path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar of the event files under path: tag -> [(step, value)] in file order."""
     import tensorflow as tf
@@ -129,12 +141,7 @@ def test_an_env_step_budget_is_exact(tmp_path, mode):
     """make train STEPS=1234, 3 workers x 5 environments of 200-step episodes: exactly 1234
     env steps are trained (six episodes of 200 and one cut at 34), none beyond."""
     run_dir = tmp_path / mode
-    done = subprocess.run(
-        ["make", "train", "N=3", "ENVS=5", f"MODE={mode}", "STEPS=1234", f"RUN_DIR={run_dir}",
-         "METRICS_PORT=0", "WORKER_METRICS_PORT=0"],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = make_train(run_dir, "N=3", "ENVS=5", f"MODE={mode}", "STEPS=1234")
     table = rows(run_dir)
     assert int(table[-1]["env_steps"]) == 1234
     assert sorted(int(r["length"]) for r in table) == [34] + [200] * 6
@@ -149,12 +156,7 @@ def test_the_evaluator_reports_the_deterministic_policy_at_the_promised_steps(tm
     the saved weights and statistics scores on the same seeds."""
     run_dir = tmp_path / "eval"
     flags = "--eval-every 2000 --eval-episodes 3 --obs-normalization running"
-    done = subprocess.run(
-        ["make", "train", "N=2", "ENVS=4", "MODE=data", "STEPS=6000", f"RUN_DIR={run_dir}",
-         "METRICS_PORT=0", "WORKER_METRICS_PORT=0", f"TRAIN_FLAGS={flags}"],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = make_train(run_dir, "N=2", "ENVS=4", "MODE=data", "STEPS=6000", f"TRAIN_FLAGS={flags}")
     assert int(rows(run_dir)[-1]["env_steps"]) == 6000
     with open(run_dir / "evals.csv") as f:
         evals = list(csv.DictReader(f))
@@ -188,12 +190,7 @@ def test_running_normalization_counts_every_trained_step_and_plays(tmp_path, mod
     exactly once; a3c-play acts with them."""
     run_dir = tmp_path / mode
     flags = "--obs-normalization running --reward-normalization running"
-    done = subprocess.run(
-        ["make", "train", "N=2", "ENVS=3", f"MODE={mode}", "EPISODES=5", f"RUN_DIR={run_dir}",
-         "METRICS_PORT=0", "WORKER_METRICS_PORT=0", f"TRAIN_FLAGS={flags}"],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    make_train(run_dir, "N=2", "ENVS=3", f"MODE={mode}", "EPISODES=5", f"TRAIN_FLAGS={flags}")
     table = rows(run_dir)
     assert int(table[-1]["env_steps"]) == 1000
     from server.checkpoints import read_statistics
