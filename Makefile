@@ -102,13 +102,18 @@ dashboard: $(STAMP)
 MODES ?= gradient data
 SEEDS ?= 3
 X ?= episodes
-.PHONY: play plot compare bench
+.PHONY: play plot compare bench export
 
 # RUN_DIR names an existing run folder. For play, EPISODES counts played episodes (default 3).
 play: $(STAMP)
 	@test -n "$(call given,RUN_DIR)" || { echo "make play: set RUN_DIR=runs/NAME" >&2; exit 2; }
 	$(BIN)/a3c-play $(RUN_DIR) --episodes $(if $(call given,EPISODES),$(EPISODES),3) \
-		$(if $(OUT),--out $(OUT))
+		$(if $(OUT),--out $(OUT)) $(if $(POLICY),--policy $(POLICY))
+
+# The run's deterministic policy as ONNX and a SavedModel, in RUN_DIR/export (or OUT).
+export: $(STAMP)
+	@test -n "$(call given,RUN_DIR)" || { echo "make export: set RUN_DIR=runs/NAME" >&2; exit 2; }
+	$(BIN)/a3c-export $(RUN_DIR) $(if $(OUT),--out $(OUT))
 
 # RUN_DIR may list several run folders: RUN_DIR="runs/a runs/b". X=seconds for wall-clock.
 plot: $(STAMP)

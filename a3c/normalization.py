@@ -173,6 +173,11 @@ class Normalizer:
         self._inv_std = (1.0 / np.sqrt(stats.obs.var + EPSILON)).astype(np.float32)
         self._reward_mul = float(1.0 / np.sqrt(stats.returns.var[0] + EPSILON))
 
+    @property
+    def obs_affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, 1 / std) of the observations, float32: obs is (raw - mean) * (1 / std)."""
+        return self._mean, self._inv_std
+
     def obs(self, raw: np.ndarray) -> np.ndarray:
         """raw observations [..., obs_dim] as the networks take them (float32)."""
         if not self.observations:

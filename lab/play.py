@@ -61,6 +61,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--episodes", type=int, default=3, help="episodes to play [3]")
     parser.add_argument("--out", type=Path, help="where play.gif and play.png go [RUN_DIR]")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode [0]")
+    parser.add_argument(
+        "--policy", type=Path,
+        help="play this exported policy.onnx (a3c-export) instead of the run's Keras weights",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.episodes < 1:
         parser.error("--episodes must be at least 1")
@@ -116,6 +120,27 @@ def _read_actor_weights(path: Path, spec, cfg) -> tuple[bool, list[np.ndarray] |
             f"(config.json): {_load_error(err)}"
         )
     return True, actor.get_weights()
+
+
+class OnnxPolicy:
+    """An exported policy.onnx run by onnxruntime, as play_episode plays a policy
+    (normalization, if any, is inside the graph)."""
+
+    def __init__(self, path: Path, spec):
+        import onnxruntime
+
+        try:
+            self._session = onnxruntime.InferenceSession(str(path))
+        except Exception as err:  # onnxruntime: a missing, unreadable or invalid file
+            raise RunError(f"{path} cannot be run as an ONNX policy: {err}") from None
+        self._spec = spec
+
+    def act_deterministic(self, obs: np.ndarray) -> np.ndarray:
+        action = self._session.run(None, {"obs": np.asarray(obs, np.float32)[None]})[-1][0]
+        return np.asarray(action, np.float32).reshape(-1)
+
+    def env_action(self, action: np.ndarray):
+        return self._spec.env_action(action)
 
 
 def run_normalizer(run_dir: Path, spec, cfg):
@@ -243,7 +268,9 @@ def write_plot(
     fig.savefig(path, dpi=100)
 
 
-def play(run_dir: Path, episodes: int, out: Path, seed: int) -> list[Episode]:
+def play(
+    run_dir: Path, episodes: int, out: Path, seed: int, onnx_policy: Path | None = None
+) -> list[Episode]:
     """Plays `episodes` episodes, prints their returns, writes play.gif and play.png."""
     from gymnasium.error import DependencyNotInstalled
 
@@ -261,9 +288,12 @@ def play(run_dir: Path, episodes: int, out: Path, seed: int) -> list[Episode]:
         raise RunError(str(err)) from None
     played = []
     try:
-        policy = NumpyPolicy(spec, cfg, np.random.default_rng(seed))
-        policy.set_weights(load_actor_weights(run_dir, spec, cfg))
-        normalizer = run_normalizer(run_dir, spec, cfg)
+        if onnx_policy is not None:
+            policy, normalizer = OnnxPolicy(onnx_policy, spec), None
+        else:
+            policy = NumpyPolicy(spec, cfg, np.random.default_rng(seed))
+            policy.set_weights(load_actor_weights(run_dir, spec, cfg))
+            normalizer = run_normalizer(run_dir, spec, cfg)
         for k in range(episodes):
             played.append(play_episode(env, policy, seed + k, normalizer))
             steps = len(played[-1].actions)
@@ -283,7 +313,7 @@ def play(run_dir: Path, episodes: int, out: Path, seed: int) -> list[Episode]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        play(args.run_dir, args.episodes, args.out or args.run_dir, args.seed)
+        play(args.run_dir, args.episodes, args.out or args.run_dir, args.seed, args.policy)
     except RunError as err:
         print(f"a3c-play: {err}", file=sys.stderr)
         return 2
