@@ -87,12 +87,16 @@ monitor: prometheus
 	prometheus --config.file=deploy/prometheus/prometheus.yml --storage.tsdb.path=runs/prometheus \
 		--web.listen-address=127.0.0.1:$(PROM_PORT)
 
-# TensorBoard on a run's event files (RUN_DIR/tensorboard: diagnostics, returns, throughput).
+# TensorBoard on runs' event files (RUN_DIR/tensorboard: diagnostics, returns, evaluations,
+# throughput); RUN_DIR="runs/a runs/b" shows them side by side, each under its folder's name.
 TB_HOST ?= 127.0.0.1
 TB_PORT ?= 6006
 tensorboard: $(STAMP)
 	@test -n "$(call given,RUN_DIR)" || { echo "make tensorboard: set RUN_DIR=runs/NAME" >&2; exit 2; }
-	$(BIN)/tensorboard --logdir $(firstword $(RUN_DIR))/tensorboard --host $(TB_HOST) --port $(TB_PORT)
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(BIN)/python -c 'import sys; from lab.runs import tensorboard_links as t; t(sys.argv[1], sys.argv[2:])' \
+		"$$tmp" $(RUN_DIR) && \
+	$(BIN)/tensorboard --logdir "$$tmp" --host $(TB_HOST) --port $(TB_PORT)
 
 dashboard: $(STAMP)
 	$(BIN)/python deploy/grafana/build_dashboard.py

@@ -243,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     text = write_markdown(summaries, args.thresholds, title, args.out / "compare.md")
     print(text, end="")
     print(f"wrote {args.out / 'compare.png'} and {args.out / 'compare.md'}")
+    folders = " ".join(str(d) for dirs in runs.values() for d in dirs)
+    print(f'to see the runs side by side in TensorBoard: make tensorboard RUN_DIR="{folders}"')
     return 0
 
 

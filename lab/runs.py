@@ -91,6 +91,19 @@ def env_id_of(run_dir: Path | str) -> str:
         return ""
 
 
+def tensorboard_links(folder: Path | str, run_dirs) -> list[str]:
+    """Links in folder, one per run folder, to its event files (RUN_DIR/tensorboard), named
+    as the run folder (its whole path, slashes as '_', where two names are the same): a
+    TensorBoard on folder shows each run under that name. Returns the names."""
+    paths = [Path(d).resolve() for d in run_dirs]
+    names = [p.name for p in paths]
+    if len(set(names)) < len(names):
+        names = [str(Path(d)).strip("/").replace("/", "_") for d in run_dirs]
+    for name, path in zip(names, paths):
+        (Path(folder) / name).symlink_to(path / "tensorboard", target_is_directory=True)
+    return names
+
+
 def moving_average(values: np.ndarray, window: int = WINDOW) -> np.ndarray:
     """Trailing mean of the last `window` values; the first window-1 use what there is."""
     values = np.asarray(values, dtype=np.float64)

@@ -100,6 +100,43 @@ def test_compare_trains_every_run_and_writes_the_report(compared):
     assert "mean abs change" in md and "blocks of" in md  # the definitions
 
 
+def test_tensorboard_shows_compared_runs_side_by_side_under_their_names(compared):
+    """make tensorboard RUN_DIR="a b" (the command compare prints): a real TensorBoard
+    lists each run under its folder's name."""
+    import socket
+    import time
+    import urllib.request
+
+    out, done = compared
+    (command,) = [ln for ln in done.stdout.splitlines() if "make tensorboard RUN_DIR=" in ln]
+    folders = re.search(r'RUN_DIR="([^"]+)"', command)[1].split()
+    assert sorted(Path(f).name for f in folders) == sorted(
+        f"{mode}-s{seed}" for mode in ("gradient", "data") for seed in range(SEEDS)
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        ["make", "tensorboard", f"RUN_DIR={' '.join(folders[:2])}", f"TB_PORT={port}"],
+        cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline, runs = time.monotonic() + 120, []
+        while time.monotonic() < deadline and len(runs) < 2:
+            assert proc.poll() is None, "make tensorboard exited"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/data/runs", timeout=5) as r:
+                    runs = json.loads(r.read())
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert sorted(runs) == sorted(Path(f).name for f in folders[:2])
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
 def test_compare_again_reuses_every_run(compared):
     out, _ = compared
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*-s[0-9]/returns.csv")}
