@@ -44,13 +44,18 @@ $(STAMP): pyproject.toml requirements.lock
 
 # Regenerates requirements.lock from pyproject.toml for Linux x86_64 and Python 3.11, with uv
 # from a throwaway venv. It keeps the pins that still fit; LOCK_FLAGS=--upgrade moves them all.
+# requirements-runtime.lock is its runtime part (no dev tools), what the Docker image installs:
+# the same pins, since the full lock constrains it.
 LOCK_TOOL ?= uv==0.13.8
 lock:
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && $(PY) -m venv "$$tmp" && \
 	"$$tmp/bin/python" -m pip install -q $(LOCK_TOOL) && \
 	"$$tmp/bin/uv" pip compile pyproject.toml --extra envs --extra dev --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 --generate-hashes \
-		--custom-compile-command "make lock" --quiet -o requirements.lock $(LOCK_FLAGS)
+		--custom-compile-command "make lock" --quiet -o requirements.lock $(LOCK_FLAGS) && \
+	"$$tmp/bin/uv" pip compile pyproject.toml --extra envs --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 --generate-hashes --constraint requirements.lock \
+		--custom-compile-command "make lock" --quiet -o requirements-runtime.lock
 
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I proto --python_out=. --grpc_python_out=. \

