@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from a3c.config import TrainConfig
 from a3c.diagnostics import LOSS_DIAGNOSTICS
-from a3c.model import LOG_2PI, EnvSpec
+from a3c.envs import EnvSpec
+from a3c.policy import LOG_2PI
 from a3c.rollout import Batch
 
 

@@ -99,7 +99,7 @@ class Collector:
     waits, and one whose episode ended waits for the rest of the window. Only the first
     reset of each environment is seeded (env_seeds); later resets continue its stream.
     `policy` has sample_batch(obs [R, obs_dim]) -> (actions [R, A], log-probs [R]) and
-    env_action(action row) -> the action as env.step takes it (a3c.model.NumpyPolicy).
+    env_action(action row) -> the action as env.step takes it (a3c.policy.NumpyPolicy).
     With a `normalizer` (a3c.normalization.Normalizer) the policy sees, and the rollouts
     hold, normalized observations and training rewards, and the normalizer counts the raw
     ones; episode returns stay raw.

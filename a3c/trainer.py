@@ -15,7 +15,7 @@ import tensorflow as tf
 from a3c.algo import compute_gradients
 from a3c.config import TrainConfig
 from a3c.diagnostics import APPLY_DIAGNOSTICS, LOSS_DIAGNOSTICS
-from a3c.model import EnvSpec
+from a3c.envs import EnvSpec
 from a3c.rollout import Batch
 
 ADAM_BETA1, ADAM_BETA2, ADAM_EPSILON = 0.9, 0.999, 1e-7

@@ -94,7 +94,9 @@ def limits(seconds: float, recorded_path: Path) -> dict:
     the rollouts and gradients the capacity test replays."""
     import_tensorflow()
     from a3c.config import preset_config
-    from a3c.model import NumpyPolicy, build_actor, build_critic, env_of, env_spec, weight_shapes
+    from a3c.envs import env_of, env_spec
+    from a3c.model import build_actor, build_critic, weight_shapes
+    from a3c.policy import NumpyPolicy
     from a3c.rollout import Collector, env_seeds, pad
     from a3c.trainer import Trainer
 

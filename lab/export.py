@@ -215,7 +215,7 @@ def write_readme(path: Path, run_dir: Path, env, spec, cfg) -> None:
 
 def export(run_dir: Path, out: Path | None = None) -> Path:
     """Writes the export folder of a run; returns its path."""
-    from a3c.model import EnvSpecError, env_of, env_spec
+    from a3c.envs import EnvSpecError, env_of, env_spec
     from lab.play import load_actor_weights
     from server.checkpoints import read_statistics
 

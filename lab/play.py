@@ -274,7 +274,8 @@ def play(
     """Plays `episodes` episodes, prints their returns, writes play.gif and play.png."""
     from gymnasium.error import DependencyNotInstalled
 
-    from a3c.model import EnvSpecError, NumpyPolicy, env_of, env_spec
+    from a3c.envs import EnvSpecError, env_of, env_spec
+    from a3c.policy import NumpyPolicy
 
     if not run_dir.is_dir():
         raise RunError(f"no run folder at {run_dir}")

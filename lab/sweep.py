@@ -36,24 +36,26 @@ def train(values: dict, seed: int, episodes: int, workers: int, num_envs: int = 
     import_tensorflow()
     import keras
 
+    from a3c import envs as environments
     from a3c import model
     from a3c.config import TrainConfig, from_mapping
     from a3c.normalization import Normalizer, Statistics
+    from a3c.policy import NumpyPolicy
     from a3c.rollout import Collector, env_seeds, pad
     from a3c.trainer import Trainer, configure_threads
 
     configure_threads(1)
     cfg = from_mapping(TrainConfig, {**values, "seed": seed, "max_episodes": episodes})
     keras.utils.set_random_seed(seed)
-    spec = model.env_spec(model.env_of(cfg))
+    spec = environments.env_spec(environments.env_of(cfg))
     trainer = Trainer(model.build_actor(spec, cfg), model.build_critic(spec, cfg), spec, cfg)
     actor_shapes = model.weight_shapes(spec, cfg)[0]
     stats = Statistics.zeros(spec.obs_dim) if cfg.running_normalization else None
     collectors = []
     for i in range(workers):
-        policy = model.NumpyPolicy(spec, cfg, np.random.default_rng(seed * 100 + i))
+        policy = NumpyPolicy(spec, cfg, np.random.default_rng(seed * 100 + i))
         policy.set_weights(model.split_flat(trainer.flat_weights(), actor_shapes))
-        envs = [model.env_of(cfg) for _ in range(num_envs)]
+        envs = [environments.env_of(cfg) for _ in range(num_envs)]
         normalizer = Normalizer.of_config(spec.obs_dim, num_envs, cfg)
         seeds = env_seeds(seed * 100 + i, num_envs)
         collectors.append(Collector(envs, policy, cfg.t_max, seeds, normalizer))

@@ -18,8 +18,7 @@ from prometheus_client import start_http_server
 
 from a3c import config
 from a3c.config import ServerConfig, TrainConfig
-from a3c.envs import env_defaults
-from a3c.model import EnvSpec, EnvSpecError, env_of, env_spec
+from a3c.envs import EnvSpec, EnvSpecError, env_defaults, env_of, env_spec
 from a3c.tfimport import import_tensorflow
 from a3c.v1 import a3c_pb2, a3c_pb2_grpc
 from server.metrics import ServerMetrics

@@ -11,8 +11,8 @@ from pathlib import Path
 import keras
 
 from a3c.config import ServerConfig, TrainConfig
-from a3c.envs import env_defaults
-from a3c.model import EnvSpec, build_actor, build_critic
+from a3c.envs import EnvSpec, env_defaults
+from a3c.model import build_actor, build_critic
 from a3c.normalization import Statistics
 from a3c.trainer import Trainer
 from server import checkpoints

@@ -13,7 +13,8 @@ import numpy as np
 
 from a3c import codec
 from a3c.config import EVAL_SEED, TrainConfig
-from a3c.model import EnvSpec, split_flat, weight_shapes
+from a3c.envs import EnvSpec
+from a3c.model import split_flat, weight_shapes
 from a3c.rollout import pad
 from a3c.v1 import a3c_pb2 as pb
 from a3c.v1 import a3c_pb2_grpc as pb_grpc

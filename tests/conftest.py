@@ -31,7 +31,7 @@ def start_live_server(run_dir: Path, tcfg=None, **server_fields) -> LiveServer:
     from grpc_health.v1 import health
 
     from a3c.config import ServerConfig, TrainConfig
-    from a3c.model import env_spec, make_env
+    from a3c.envs import env_spec, make_env
     from a3c.v1 import a3c_pb2_grpc
     from server.__main__ import build_grpc_server, set_health
     from server.app import App

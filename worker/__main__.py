@@ -12,7 +12,7 @@ import threading
 
 from a3c import config
 from a3c.config import WorkerConfig
-from a3c.model import EnvSpecError
+from a3c.envs import EnvSpecError
 from a3c.tfimport import import_tensorflow
 
 

@@ -19,9 +19,11 @@ import numpy as np
 
 from a3c import codec
 from a3c.config import TrainConfig, WorkerConfig
+from a3c.envs import env_of, env_spec
 from a3c.evaluation import evaluate
-from a3c.model import NumpyPolicy, env_of, env_spec, weight_shapes
+from a3c.model import weight_shapes
 from a3c.normalization import Normalizer
+from a3c.policy import NumpyPolicy
 from a3c.v1 import a3c_pb2 as pb
 from worker.client import Backoff, Client, is_transient, retry
 

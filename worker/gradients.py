@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from a3c.config import TrainConfig
-from a3c.model import EnvSpec, build_actor, build_critic, split_flat, weight_shapes
+from a3c.envs import EnvSpec
+from a3c.model import build_actor, build_critic, split_flat, weight_shapes
 from a3c.rollout import Rollout, pad
 from a3c.trainer import Trainer
 

@@ -36,7 +36,8 @@ def exported(request, tmp_path_factory):
 
 def numpy_policy(run_dir):
     """(spec, the numpy deterministic policy of a run folder, its normalizer)."""
-    from a3c.model import NumpyPolicy, env_of, env_spec
+    from a3c.envs import env_of, env_spec
+    from a3c.policy import NumpyPolicy
     from lab.play import load_actor_weights, run_normalizer
     from lab.runs import train_config
 

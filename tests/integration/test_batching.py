@@ -4,7 +4,7 @@ compiled steps never retrace once warm."""
 import numpy as np
 
 from a3c.config import ServerConfig, TrainConfig
-from a3c.model import env_spec, make_env
+from a3c.envs import env_spec, make_env
 from a3c.rollout import pad
 from server.app import App
 from server.learner import Push, Slot, concat

@@ -11,8 +11,10 @@ import pytest
 
 from a3c import codec
 from a3c.config import EVAL_SEED, TrainConfig
+from a3c.envs import env_spec
 from a3c.evaluation import evaluate
-from a3c.model import NumpyPolicy, env_spec, weight_shapes
+from a3c.model import weight_shapes
+from a3c.policy import NumpyPolicy
 from a3c.v1 import a3c_pb2 as pb
 from tests.integration.test_normalization import push
 from tests.integration.test_service import connect

@@ -7,7 +7,7 @@ import pytest
 
 from a3c import codec
 from a3c.config import ServerConfig, TrainConfig
-from a3c.model import env_spec, make_env
+from a3c.envs import env_spec, make_env
 from a3c.normalization import Moments, Statistics, merge_all
 from a3c.v1 import a3c_pb2 as pb
 from server import checkpoints

@@ -8,7 +8,8 @@ import pytest
 
 from a3c import codec
 from a3c.config import TrainConfig
-from a3c.model import NumpyPolicy, gaussian_log_prob, split_flat, weight_shapes
+from a3c.model import split_flat, weight_shapes
+from a3c.policy import NumpyPolicy, gaussian_log_prob
 from a3c.rollout import Rollout
 from a3c.v1 import a3c_pb2 as pb
 from worker.gradients import LocalGradients

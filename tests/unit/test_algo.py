@@ -8,7 +8,9 @@ import pytest
 
 from a3c import algo
 from a3c.config import TrainConfig, preset_config
-from a3c.model import NumpyPolicy, build_actor, build_critic, env_spec, make_env, networks
+from a3c.envs import env_spec, make_env
+from a3c.model import build_actor, build_critic, networks
+from a3c.policy import NumpyPolicy
 from a3c.rollout import Rollout, pad
 
 GAMMA = 0.9
@@ -334,7 +336,7 @@ def test_action_spaces_other_than_box_and_discrete_are_refused_in_one_line():
     import gymnasium as gym
     from gymnasium import spaces
 
-    from a3c.model import EnvSpecError
+    from a3c.envs import EnvSpecError
 
     class Env(gym.Env):
         def __init__(self, action_space, observation_space):

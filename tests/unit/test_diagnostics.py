@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from a3c.config import TrainConfig
-from a3c.model import build_actor, build_critic, env_spec, make_env, networks
+from a3c.envs import env_spec, make_env
+from a3c.model import build_actor, build_critic, networks
 from a3c.rollout import Rollout, pad
 from a3c.trainer import Trainer
 from tests.unit.test_algo import np_log_prob_entropy, np_values_targets

@@ -35,7 +35,8 @@ def test_the_shared_package_stands_on_neither_side():
 
 GRPC_FREE = """
 import sys
-import a3c.algo, a3c.trainer, a3c.rollout, a3c.model, server.learner, server.budget
+import a3c.algo, a3c.trainer, a3c.rollout, a3c.model, a3c.policy, a3c.envs, a3c.normalization
+import server.learner, server.budget
 print(sorted(m for m in sys.modules if m == "grpc" or m.startswith("grpc.")), file=sys.stderr)
 sys.exit(1 if "grpc" in sys.modules else 0)
 """

@@ -6,7 +6,9 @@ import gymnasium as gym
 import numpy as np
 
 from a3c.config import TrainConfig
-from a3c.model import NumpyPolicy, env_spec, make_env, weight_shapes
+from a3c.envs import env_spec, make_env
+from a3c.model import weight_shapes
+from a3c.policy import NumpyPolicy
 from a3c.rollout import Collector, Rollout, env_seeds, pad
 
 

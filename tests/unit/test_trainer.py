@@ -6,7 +6,8 @@ import tensorflow as tf
 
 from a3c import trainer as trainer_mod
 from a3c.config import TrainConfig, preset_config
-from a3c.model import build_actor, build_critic, env_spec, make_env
+from a3c.envs import env_spec, make_env
+from a3c.model import build_actor, build_critic
 
 
 def test_linear_schedule_falls_to_the_final_scale():
