@@ -1,18 +1,16 @@
 """Configuration as frozen dataclasses: CLI flag > A3C_* environment variable > default.
 
-Each field's docstring is its `--help` text. One name in three spellings: field
-`max_episodes`, flag `--max-episodes`, environment variable `A3C_MAX_EPISODES`.
+Each field is a `setting(default, help)`, its help its `--help` text. One name in three
+spellings: field `max_episodes`, flag `--max-episodes`, environment variable
+`A3C_MAX_EPISODES`.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
-import inspect
 import json
 import os
-import textwrap
 import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -26,6 +24,11 @@ EVAL_SEED = 1_000_000
 
 FROM_PRESET: Any = None
 """The default of a TrainConfig field that its preset sets."""
+
+
+def setting(default: Any, help_text: str) -> Any:
+    """A config field: its default and its --help text (kept in the field's metadata)."""
+    return dataclasses.field(default=default, metadata={"help": " ".join(help_text.split())})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,103 +45,175 @@ class TrainConfig:
     workers.
     """
 
-    env_id: str = "Pendulum-v1"
-    """gymnasium environment id: Box observations, and a Box (continuous) or Discrete
-    action space. Its entry in a3c.envs sets what the environment needs (reward scaling,
-    gamma...) over the preset."""
-    env_kwargs: str = ""
-    """Keyword arguments of gymnasium.make, KEY=VALUE,... (e.g. continuous=true)."""
-    max_episodes: int = 500
-    """Episode budget: exactly this many episodes are trained, then the server stops (0:
-    none, with max_env_steps)."""
-    max_env_steps: int = 0
-    """Env-step budget: exactly this many env steps are trained, then the server stops
-    (0: none); with max_episodes too, the first reached ends the run."""
-    eval_every: int = 0
-    """Evaluate the deterministic policy (mean action; argmax for discrete actions) every
-    this many trained env steps, and at the end, with an evaluator (a3c-worker --role
-    evaluator, started by a3c-train): evals.csv, metrics, TensorBoard (0: never)."""
-    eval_episodes: int = 10
-    """Episodes per evaluation, on fixed seeds (EVAL_SEED + k), the same every time."""
-    gamma: float = FROM_PRESET
-    """Discount factor."""
-    t_max: int = FROM_PRESET
-    """Steps per rollout: a worker pushes every t_max steps and at episode end."""
-    num_envs: int = FROM_PRESET
-    """Environments per worker, for workers that do not set their own --num-envs."""
-    actor_lr: float = FROM_PRESET
-    """Adam learning rate of the actor."""
-    critic_lr: float = FROM_PRESET
-    """Adam learning rate of the critic."""
-    hidden_sizes: tuple[int, ...] = FROM_PRESET
-    """Hidden layer widths of both the actor and the critic, e.g. 64,32,16."""
-    activation: str = FROM_PRESET
-    """Activation of the hidden layers: relu (the seed) or tanh."""
-    weight_init: str = FROM_PRESET
-    """Initial weights: glorot (Keras's default, the seed), or orthogonal (kernels
-    orthogonal with gain sqrt 2 in the hidden layers, 0.01 on the policy's heads, 1 on the
-    value; biases 0), as the MuJoCo baselines start."""
-    obs_normalization: str = FROM_PRESET
-    """none; bounds: both networks divide each observation by its bound in the
-    observation space (max |low|, |high|; unbounded ones as they are), e.g. Pendulum's
-    angular velocity by 8; or running: (obs - mean) / std with the running statistics of
-    every observation trained so far, which the server keeps with the weights, clipped to
-    +-obs_clip (a3c.normalization)."""
-    obs_clip: float = 10.0
-    """With obs_normalization running: normalized observations are clipped to +-this."""
-    reward_normalization: str = FROM_PRESET
-    """none, or running: training rewards are divided by the running standard deviation of
-    the discounted return (SB3's VecNormalize), kept by the server with the weights and
-    clipped to +-reward_clip; applied before reward_shift and reward_scale."""
-    reward_clip: float = 10.0
-    """With reward_normalization running: scaled rewards are clipped to +-this."""
-    std_min: float = FROM_PRESET
-    """Lower clip of the policy's standard deviation."""
-    std_max: float = FROM_PRESET
-    """Upper clip of the policy's standard deviation."""
-    reward_shift: float = FROM_PRESET
-    """Training reward is (r + reward_shift) / reward_scale; logged returns stay raw
-    (set by the environment's entry in a3c.envs: 8 and 8 for Pendulum, 0 and 1 elsewhere)."""
-    reward_scale: float = FROM_PRESET
-    """See reward_shift."""
-    grad_clip_norm: float = FROM_PRESET
-    """Clip the actor's and the critic's gradients each by this global norm (0: off)."""
-    entropy_coef: float = FROM_PRESET
-    """Entropy bonus: the actor loss subtracts this times the policy's entropy, summed
-    over the rollout's steps like the policy-gradient term (0: off, as in the seed)."""
-    normalize_advantages: bool = FROM_PRESET
-    """Scale each update's advantages to zero mean and unit standard deviation."""
-    lr_schedule: str = FROM_PRESET
-    """constant, or linear: both learning rates fall linearly with the episodes trained, to
-    lr_final_scale times their start at the end of the budget."""
-    lr_final_scale: float = FROM_PRESET
-    """With lr_schedule linear: the learning rates' fraction left at the last episode."""
-    std_mode: str = FROM_PRESET
-    """state: the std is a softplus head of the actor (the seed); param: a learned log-std
-    per action dimension, independent of the state (initialised to log_std_init)."""
-    log_std_init: float = FROM_PRESET
-    """With std_mode param: the initial log-std."""
-    max_policy_lag: int = FROM_PRESET
-    """Drop pushes made from weights more than this many versions old: acknowledged and
-    counted (their episode steps still count) but not trained on (0: off)."""
-    off_policy: str = FROM_PRESET
-    """Correction for samples that stale weights chose: none (the seed's A3C), or vtrace
-    (IMPALA's V-trace: truncated importance weights pi/mu on the value targets and the
-    policy gradient, mu from the log-probabilities workers send with each rollout)."""
-    vtrace_rho_clip: float = FROM_PRESET
-    """With off_policy vtrace: the truncation rho-bar of the importance weights."""
-    vtrace_c_clip: float = FROM_PRESET
-    """With off_policy vtrace: the truncation c-bar of the trace coefficients."""
-    gae_lambda: float = FROM_PRESET
-    """lambda of the advantages and value targets: GAE(lambda) and TD(lambda) returns
-    within each rollout (1: the seed's n-step returns; with off_policy vtrace, the trace
-    coefficients c are scaled by it, as in IMPALA)."""
-    seed: int = 0
-    """Seed of the initial weights."""
-    preset: str = "default"
-    """Hyperparameter preset the fields not set by flag, A3C_* variable or the environment's
-    entry (a3c.envs) come from: default, seed (the seed's textbook A3C, exactly) or fast
-    (for vectorized workers)."""
+    env_id: str = setting(
+        "Pendulum-v1",
+        """gymnasium environment id: Box observations, and a Box (continuous) or Discrete
+        action space. Its entry in a3c.envs sets what the environment needs (reward scaling,
+        gamma...) over the preset.""",
+    )
+    env_kwargs: str = setting(
+        "",
+        """Keyword arguments of gymnasium.make, KEY=VALUE,... (e.g. continuous=true).""",
+    )
+    max_episodes: int = setting(
+        500,
+        """Episode budget: exactly this many episodes are trained, then the server stops (0:
+        none, with max_env_steps).""",
+    )
+    max_env_steps: int = setting(
+        0,
+        """Env-step budget: exactly this many env steps are trained, then the server stops
+        (0: none); with max_episodes too, the first reached ends the run.""",
+    )
+    eval_every: int = setting(
+        0,
+        """Evaluate the deterministic policy (mean action; argmax for discrete actions) every
+        this many trained env steps, and at the end, with an evaluator (a3c-worker --role
+        evaluator, started by a3c-train): evals.csv, metrics, TensorBoard (0: never).""",
+    )
+    eval_episodes: int = setting(
+        10,
+        """Episodes per evaluation, on fixed seeds (EVAL_SEED + k), the same every time.""",
+    )
+    gamma: float = setting(
+        FROM_PRESET,
+        """Discount factor.""",
+    )
+    t_max: int = setting(
+        FROM_PRESET,
+        """Steps per rollout: a worker pushes every t_max steps and at episode end.""",
+    )
+    num_envs: int = setting(
+        FROM_PRESET,
+        """Environments per worker, for workers that do not set their own --num-envs.""",
+    )
+    actor_lr: float = setting(
+        FROM_PRESET,
+        """Adam learning rate of the actor.""",
+    )
+    critic_lr: float = setting(
+        FROM_PRESET,
+        """Adam learning rate of the critic.""",
+    )
+    hidden_sizes: tuple[int, ...] = setting(
+        FROM_PRESET,
+        """Hidden layer widths of both the actor and the critic, e.g. 64,32,16.""",
+    )
+    activation: str = setting(
+        FROM_PRESET,
+        """Activation of the hidden layers: relu (the seed) or tanh.""",
+    )
+    weight_init: str = setting(
+        FROM_PRESET,
+        """Initial weights: glorot (Keras's default, the seed), or orthogonal (kernels
+        orthogonal with gain sqrt 2 in the hidden layers, 0.01 on the policy's heads, 1 on the
+        value; biases 0), as the MuJoCo baselines start.""",
+    )
+    obs_normalization: str = setting(
+        FROM_PRESET,
+        """none; bounds: both networks divide each observation by its bound in the
+        observation space (max |low|, |high|; unbounded ones as they are), e.g. Pendulum's
+        angular velocity by 8; or running: (obs - mean) / std with the running statistics of
+        every observation trained so far, which the server keeps with the weights, clipped to
+        +-obs_clip (a3c.normalization).""",
+    )
+    obs_clip: float = setting(
+        10.0,
+        """With obs_normalization running: normalized observations are clipped to +-this.""",
+    )
+    reward_normalization: str = setting(
+        FROM_PRESET,
+        """none, or running: training rewards are divided by the running standard deviation of
+        the discounted return (SB3's VecNormalize), kept by the server with the weights and
+        clipped to +-reward_clip; applied before reward_shift and reward_scale.""",
+    )
+    reward_clip: float = setting(
+        10.0,
+        """With reward_normalization running: scaled rewards are clipped to +-this.""",
+    )
+    std_min: float = setting(
+        FROM_PRESET,
+        """Lower clip of the policy's standard deviation.""",
+    )
+    std_max: float = setting(
+        FROM_PRESET,
+        """Upper clip of the policy's standard deviation.""",
+    )
+    reward_shift: float = setting(
+        FROM_PRESET,
+        """Training reward is (r + reward_shift) / reward_scale; logged returns stay raw
+        (set by the environment's entry in a3c.envs: 8 and 8 for Pendulum, 0 and 1 elsewhere).""",
+    )
+    reward_scale: float = setting(
+        FROM_PRESET,
+        """See reward_shift.""",
+    )
+    grad_clip_norm: float = setting(
+        FROM_PRESET,
+        """Clip the actor's and the critic's gradients each by this global norm (0: off).""",
+    )
+    entropy_coef: float = setting(
+        FROM_PRESET,
+        """Entropy bonus: the actor loss subtracts this times the policy's entropy, summed
+        over the rollout's steps like the policy-gradient term (0: off, as in the seed).""",
+    )
+    normalize_advantages: bool = setting(
+        FROM_PRESET,
+        """Scale each update's advantages to zero mean and unit standard deviation.""",
+    )
+    lr_schedule: str = setting(
+        FROM_PRESET,
+        """constant, or linear: both learning rates fall linearly with the episodes trained, to
+        lr_final_scale times their start at the end of the budget.""",
+    )
+    lr_final_scale: float = setting(
+        FROM_PRESET,
+        """With lr_schedule linear: the learning rates' fraction left at the last episode.""",
+    )
+    std_mode: str = setting(
+        FROM_PRESET,
+        """state: the std is a softplus head of the actor (the seed); param: a learned log-std
+        per action dimension, independent of the state (initialised to log_std_init).""",
+    )
+    log_std_init: float = setting(
+        FROM_PRESET,
+        """With std_mode param: the initial log-std.""",
+    )
+    max_policy_lag: int = setting(
+        FROM_PRESET,
+        """Drop pushes made from weights more than this many versions old: acknowledged and
+        counted (their episode steps still count) but not trained on (0: off).""",
+    )
+    off_policy: str = setting(
+        FROM_PRESET,
+        """Correction for samples that stale weights chose: none (the seed's A3C), or vtrace
+        (IMPALA's V-trace: truncated importance weights pi/mu on the value targets and the
+        policy gradient, mu from the log-probabilities workers send with each rollout).""",
+    )
+    vtrace_rho_clip: float = setting(
+        FROM_PRESET,
+        """With off_policy vtrace: the truncation rho-bar of the importance weights.""",
+    )
+    vtrace_c_clip: float = setting(
+        FROM_PRESET,
+        """With off_policy vtrace: the truncation c-bar of the trace coefficients.""",
+    )
+    gae_lambda: float = setting(
+        FROM_PRESET,
+        """lambda of the advantages and value targets: GAE(lambda) and TD(lambda) returns
+        within each rollout (1: the seed's n-step returns; with off_policy vtrace, the trace
+        coefficients c are scaled by it, as in IMPALA).""",
+    )
+    seed: int = setting(
+        0,
+        """Seed of the initial weights.""",
+    )
+    preset: str = setting(
+        "default",
+        """Hyperparameter preset the fields not set by flag, A3C_* variable or the environment's
+        entry (a3c.envs) come from: default, seed (the seed's textbook A3C, exactly) or fast
+        (for vectorized workers).""",
+    )
 
     def __post_init__(self):
         if self.preset not in PRESETS:
@@ -265,61 +340,109 @@ def preset_config(name: str, **overrides: Any) -> TrainConfig:
 class ServerConfig:
     """How the parameter server process runs (not sent to workers)."""
 
-    host: str = "0.0.0.0"
-    """Address to listen on."""
-    port: int = 50051
-    """gRPC port (0 picks a free one; it is written to RUN_DIR/server.port)."""
-    metrics_port: int = 9100
-    """Port of the Prometheus /metrics endpoint (0: off)."""
-    metrics_host: str = "0.0.0.0"
-    """Address the /metrics endpoint listens on (may differ from the gRPC one)."""
-    tls_cert: str = ""
-    """PEM certificate chain of the server: serve gRPC over TLS (with tls_key)."""
-    tls_key: str = ""
-    """PEM private key of tls_cert."""
-    tls_client_ca: str = ""
-    """PEM CA bundle: require client certificates signed by it (mutual TLS)."""
-    auth_token: str = ""
-    """Shared bearer token every caller must send (health checks excepted); empty: none."""
-    auth_token_file: str = ""
-    """File holding the bearer token (e.g. a mounted Kubernetes Secret)."""
-    run_dir: str = "runs/latest"
-    """Run folder: returns.csv, config.json, *.weights.h5, checkpoint.npz; a folder with a
-    checkpoint is resumed."""
-    checkpoint_every: int = 50
-    """Checkpoint every this many trained episodes (0: by time and at the end only)."""
-    checkpoint_seconds: float = 60.0
-    """Also checkpoint at the first episode end this many seconds after the last (0: off)."""
-    queue_size: int = 64
-    """Bound of the learner queue; a push waits while it is full."""
-    learner_batch: int = 1
-    """Pushes the learner may merge into one update (1: the seed's one update per push).
-    Data mode: one gradient step over all their rollouts; gradient mode: one apply of
-    their gradients, summed or averaged (learner_reduce)."""
-    learner_reduce: str = "sum"
-    """How merged gradient pushes combine: sum (each push keeps its weight, as if applied
-    in a row without Adam's rescaling) or mean."""
-    queue_timeout: float = 30.0
-    """Seconds a push waits for room in the full queue before RESOURCE_EXHAUSTED."""
-    lease_timeout: float = 30.0
-    """Seconds without a push after which an episode lease is given to another worker."""
-    drain_seconds: float = 10.0
-    """Once the budget is spent, how long to wait for workers to be told before exiting."""
-    eval_wait_seconds: float = 300.0
-    """Once the budget is spent, how long to wait for a connected evaluator to report the
-    evaluation points left (the final one included) before exiting."""
-    exit_when_done: bool = True
-    """Exit once the budget is spent; false: save, keep answering (weights, "done") until
-    SIGTERM, as a Kubernetes pod should, where an exit means a restart."""
-    max_message_bytes: int = 4 * 1024 * 1024
-    """Largest request message the server accepts (gRPC answers RESOURCE_EXHAUSTED above)."""
-    tf_threads: int = 1
-    """TensorFlow intra- and inter-op threads of the learner (0: one per core). One is
-    fastest for these networks; more help only with large --learner-batch."""
-    rpc_threads: int = 256
-    """gRPC handler threads: each worker's push stream holds one while it is open."""
-    progress: bool = True
-    """Print a progress line (episodes, env steps/s, mean return of the last 20)."""
+    host: str = setting(
+        "0.0.0.0",
+        """Address to listen on.""",
+    )
+    port: int = setting(
+        50051,
+        """gRPC port (0 picks a free one; it is written to RUN_DIR/server.port).""",
+    )
+    metrics_port: int = setting(
+        9100,
+        """Port of the Prometheus /metrics endpoint (0: off).""",
+    )
+    metrics_host: str = setting(
+        "0.0.0.0",
+        """Address the /metrics endpoint listens on (may differ from the gRPC one).""",
+    )
+    tls_cert: str = setting(
+        "",
+        """PEM certificate chain of the server: serve gRPC over TLS (with tls_key).""",
+    )
+    tls_key: str = setting(
+        "",
+        """PEM private key of tls_cert.""",
+    )
+    tls_client_ca: str = setting(
+        "",
+        """PEM CA bundle: require client certificates signed by it (mutual TLS).""",
+    )
+    auth_token: str = setting(
+        "",
+        """Shared bearer token every caller must send (health checks excepted); empty: none.""",
+    )
+    auth_token_file: str = setting(
+        "",
+        """File holding the bearer token (e.g. a mounted Kubernetes Secret).""",
+    )
+    run_dir: str = setting(
+        "runs/latest",
+        """Run folder: returns.csv, config.json, *.weights.h5, checkpoint.npz; a folder with a
+        checkpoint is resumed.""",
+    )
+    checkpoint_every: int = setting(
+        50,
+        """Checkpoint every this many trained episodes (0: by time and at the end only).""",
+    )
+    checkpoint_seconds: float = setting(
+        60.0,
+        """Also checkpoint at the first episode end this many seconds after the last (0: off).""",
+    )
+    queue_size: int = setting(
+        64,
+        """Bound of the learner queue; a push waits while it is full.""",
+    )
+    learner_batch: int = setting(
+        1,
+        """Pushes the learner may merge into one update (1: the seed's one update per push).
+        Data mode: one gradient step over all their rollouts; gradient mode: one apply of
+        their gradients, summed or averaged (learner_reduce).""",
+    )
+    learner_reduce: str = setting(
+        "sum",
+        """How merged gradient pushes combine: sum (each push keeps its weight, as if applied
+        in a row without Adam's rescaling) or mean.""",
+    )
+    queue_timeout: float = setting(
+        30.0,
+        """Seconds a push waits for room in the full queue before RESOURCE_EXHAUSTED.""",
+    )
+    lease_timeout: float = setting(
+        30.0,
+        """Seconds without a push after which an episode lease is given to another worker.""",
+    )
+    drain_seconds: float = setting(
+        10.0,
+        """Once the budget is spent, how long to wait for workers to be told before exiting.""",
+    )
+    eval_wait_seconds: float = setting(
+        300.0,
+        """Once the budget is spent, how long to wait for a connected evaluator to report the
+        evaluation points left (the final one included) before exiting.""",
+    )
+    exit_when_done: bool = setting(
+        True,
+        """Exit once the budget is spent; false: save, keep answering (weights, "done") until
+        SIGTERM, as a Kubernetes pod should, where an exit means a restart.""",
+    )
+    max_message_bytes: int = setting(
+        4 * 1024 * 1024,
+        """Largest request message the server accepts (gRPC answers RESOURCE_EXHAUSTED above).""",
+    )
+    tf_threads: int = setting(
+        1,
+        """TensorFlow intra- and inter-op threads of the learner (0: one per core). One is
+        fastest for these networks; more help only with large --learner-batch.""",
+    )
+    rpc_threads: int = setting(
+        256,
+        """gRPC handler threads: each worker's push stream holds one while it is open.""",
+    )
+    progress: bool = setting(
+        True,
+        """Print a progress line (episodes, env steps/s, mean return of the last 20).""",
+    )
 
     def __post_init__(self):
         if self.learner_batch < 1 or self.learner_reduce not in ("sum", "mean"):
@@ -330,45 +453,79 @@ class ServerConfig:
 class WorkerConfig:
     """How one worker process runs; its hyperparameters come from the server."""
 
-    server: str = "localhost:50051"
-    """Parameter server address host:port."""
-    mode: str = "gradient"
-    """gradient: push gradients of the local copy; data: push raw transitions."""
-    role: str = "trainer"
-    """trainer, or evaluator: play the deterministic policy at each of the server's
-    evaluation points (--eval-every) and report the returns; trains nothing."""
-    seed: int = 0
-    """Seed of the environments and of the policy's action noise."""
-    num_envs: int = 0
-    """Environments this worker steps, with one batched policy forward per step and one
-    push per t_max steps for all of them; each trains the episode of its own lease
-    (0: as many as the server's preset says, its num_envs)."""
-    name: str = ""
-    """Name in logs (default host:pid)."""
-    connect_timeout: float = 300.0
-    """Give up when the server cannot be reached for this many seconds."""
-    metrics_port: int = 0
-    """Port of this worker's Prometheus /metrics endpoint (0: off)."""
-    exit_when_done: bool = True
-    """Exit 0 once the budget is spent; false: idle until SIGTERM (for a Deployment)."""
-    max_in_flight: int = 1
-    """Pushes that may await their reply while the worker steps on: 1 waits for each
-    push's reply and weights, as in the seed; 2 overlaps the next rollout with the round
-    trip (one version more of policy lag). The last push of an episode is always awaited."""
-    tf_threads: int = 1
-    """Gradient mode: TensorFlow intra- and inter-op threads (0: one per core)."""
-    tls_ca: str = ""
-    """PEM CA bundle that signed the server's certificate: connect over TLS."""
-    tls_cert: str = ""
-    """PEM client certificate chain, for servers that require mutual TLS (with tls_key)."""
-    tls_key: str = ""
-    """PEM private key of tls_cert."""
-    tls_server_name: str = ""
-    """Name to verify the server's certificate against, when not the host of `server`."""
-    auth_token: str = ""
-    """Bearer token to send with every call."""
-    auth_token_file: str = ""
-    """File holding the bearer token (e.g. a mounted Kubernetes Secret)."""
+    server: str = setting(
+        "localhost:50051",
+        """Parameter server address host:port.""",
+    )
+    mode: str = setting(
+        "gradient",
+        """gradient: push gradients of the local copy; data: push raw transitions.""",
+    )
+    role: str = setting(
+        "trainer",
+        """trainer, or evaluator: play the deterministic policy at each of the server's
+        evaluation points (--eval-every) and report the returns; trains nothing.""",
+    )
+    seed: int = setting(
+        0,
+        """Seed of the environments and of the policy's action noise.""",
+    )
+    num_envs: int = setting(
+        0,
+        """Environments this worker steps, with one batched policy forward per step and one
+        push per t_max steps for all of them; each trains the episode of its own lease
+        (0: as many as the server's preset says, its num_envs).""",
+    )
+    name: str = setting(
+        "",
+        """Name in logs (default host:pid).""",
+    )
+    connect_timeout: float = setting(
+        300.0,
+        """Give up when the server cannot be reached for this many seconds.""",
+    )
+    metrics_port: int = setting(
+        0,
+        """Port of this worker's Prometheus /metrics endpoint (0: off).""",
+    )
+    exit_when_done: bool = setting(
+        True,
+        """Exit 0 once the budget is spent; false: idle until SIGTERM (for a Deployment).""",
+    )
+    max_in_flight: int = setting(
+        1,
+        """Pushes that may await their reply while the worker steps on: 1 waits for each
+        push's reply and weights, as in the seed; 2 overlaps the next rollout with the round
+        trip (one version more of policy lag). The last push of an episode is always awaited.""",
+    )
+    tf_threads: int = setting(
+        1,
+        """Gradient mode: TensorFlow intra- and inter-op threads (0: one per core).""",
+    )
+    tls_ca: str = setting(
+        "",
+        """PEM CA bundle that signed the server's certificate: connect over TLS.""",
+    )
+    tls_cert: str = setting(
+        "",
+        """PEM client certificate chain, for servers that require mutual TLS (with tls_key).""",
+    )
+    tls_key: str = setting(
+        "",
+        """PEM private key of tls_cert.""",
+    )
+    tls_server_name: str = setting(
+        "",
+        """Name to verify the server's certificate against, when not the host of `server`.""",
+    )
+    auth_token: str = setting(
+        "",
+        """Bearer token to send with every call.""",
+    )
+    auth_token_file: str = setting(
+        "",
+        """File holding the bearer token (e.g. a mounted Kubernetes Secret).""",
+    )
 
     def __post_init__(self):
         if self.mode not in ("gradient", "data"):
@@ -387,20 +544,8 @@ def read_token(value: str, path: str) -> str:
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """The attribute docstrings of a dataclass, by field name."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs: dict[str, str] = {}
-    for node, nxt in zip(body, body[1:]):
-        if (
-            isinstance(node, ast.AnnAssign)
-            and isinstance(node.target, ast.Name)
-            and isinstance(nxt, ast.Expr)
-            and isinstance(nxt.value, ast.Constant)
-            and isinstance(nxt.value.value, str)
-        ):
-            docs[node.target.id] = " ".join(nxt.value.value.split())
-    return docs
+    """The --help texts of a config dataclass, by field name (see setting)."""
+    return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
 
 
 def _convert(kind: Any, value: Any) -> Any:

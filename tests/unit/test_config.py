@@ -144,14 +144,16 @@ def test_bad_values_exit_with_a_message():
         config.parse([ServerConfig], ["--progress", "maybe"], "x", {})
 
 
-def test_field_docstrings_become_help():
+def test_every_setting_has_its_help_text():
     parser = argparse.ArgumentParser()
     config.add_arguments(parser, WorkerConfig)
     text = parser.format_help()
     assert "Parameter server address host:port." in text
     assert "A3C_SERVER" in text
-    docs = config.field_docs(TrainConfig)
-    assert set(docs) == {f for f in TrainConfig.__dataclass_fields__}
+    for cls in (TrainConfig, ServerConfig, WorkerConfig):
+        docs = config.field_docs(cls)
+        assert set(docs) == set(cls.__dataclass_fields__)
+        assert all(len(text) > 10 for text in docs.values()), cls
 
 
 def test_json_round_trip_and_unknown_fields_refused():
