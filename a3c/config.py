@@ -39,7 +39,7 @@ class TrainConfig:
     each one left so from `preset`, so TrainConfig(preset="seed", gamma=0.9) is the seed
     preset with gamma 0.9, however it is built (flags, environment, JSON, code). The
     default preset (DEFAULT_PRESET) is the seed's textbook A3C on Pendulum-v1 with three
-    changes kept by experiment (README, Tuning): actor lr 3e-4, a learned state-independent
+    changes kept by experiment (docs/tuning.md): actor lr 3e-4, a learned state-independent
     log-std, and learning rates falling linearly to 0 over the budget; `seed`
     (SEED_PRESET) is the seed's values exactly; `fast` (FAST_PRESET) is for vectorized
     workers.
@@ -308,7 +308,7 @@ DEFAULT_PRESET: dict[str, Any] = {
     "log_std_init": -0.5,
 }
 """The default preset, TrainConfig's values when no preset is named: the seed with three
-changes kept by experiment (README, Tuning): actor lr 3e-4, a learned state-independent
+changes kept by experiment (docs/tuning.md): actor lr 3e-4, a learned state-independent
 log-std, and learning rates falling linearly to 0 over the budget."""
 
 FAST_PRESET: dict[str, Any] = {
@@ -319,7 +319,7 @@ FAST_PRESET: dict[str, Any] = {
     "critic_lr": 4e-3,
     "obs_normalization": "bounds",
 }
-"""For vectorized workers: fastest to a good return in seconds (README, Tuning): 8
+"""For vectorized workers: fastest to a good return in seconds (docs/tuning.md): 8
 environments per worker, a shorter horizon, observations scaled by their bounds and larger
 learning rates for updates of 32 steps, otherwise the default preset."""
 

@@ -118,7 +118,7 @@ ENVIRONMENTS: dict[str, EnvDefaults] = {
         action_labels=("torque",),
     ),
     "CartPole-v1": EnvDefaults(
-        # Screened with a3c-sweep (README, Environments). Returns reach 500, values at
+        # Screened with a3c-sweep (docs/environments.md). Returns reach 500, values at
         # gamma 0.99 near 100: scaled by 1/100 the critic tracks them (unscaled, it lags,
         # every advantage has one sign and the policy collapses onto one action).
         train={
@@ -139,8 +139,8 @@ ENVIRONMENTS: dict[str, EnvDefaults] = {
         action_labels=("push left", "push right"),
     ),
     "Acrobot-v1": EnvDefaults(
-        # Screened with a3c-sweep (40-80 seeds x 200 episodes a setting; README,
-        # "Environments"): an unscaled critic with a large learning rate, and updates of
+        # Screened with a3c-sweep (40-80 seeds x 200 episodes a setting;
+        # docs/environments.md): an unscaled critic with a large learning rate, and updates of
         # 8 steps. A run whose near-uniform first policy never swings up stays at -500:
         # t_max 16 left 3 of 40 seeds there (entropy 0.05 or 0.01; 0.1: 7), t_max 32 18 of
         # 40, t_max 8 with entropy 0.01 1 of 80. Observations scaled by their bounds
@@ -148,7 +148,7 @@ ENVIRONMENTS: dict[str, EnvDefaults] = {
         # running normalization on 14 of 14. Real gradient-mode runs could still collapse
         # after their first swing-ups (1 of 34 at 300 episodes: a critic of learning rate
         # 1e-2 from stale weights, every advantage of one sign); advantages normalised per
-        # update: 0 of 30 (real runs, 300 episodes, README "Environments").
+        # update: 0 of 30 (real runs, 300 episodes, docs/environments.md).
         train={
             **NO_REWARD_SCALING,
             "gamma": 0.99,

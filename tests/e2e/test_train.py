@@ -376,7 +376,7 @@ def test_pipelined_pushes_train_exactly_the_budget(tmp_path):
         # (seeds 0-5 or 0-9, both modes): CartPole 448 to 494 (12 runs), Acrobot -167 to
         # -78 (20 runs). A uniformly random policy gets about 22 on CartPole-v1 and about
         # -490 on Acrobot-v1 (no swing-up in most episodes of 500 steps); a run stuck
-        # there (a3c-sweep: 1 seed of 80 on Acrobot, README "Environments") fails. The
+        # there (a3c-sweep: 1 seed of 80 on Acrobot, docs/environments.md) fails. The
         # end of a CartPole run is no bar: 1 of those 12 runs fell back after it had
         # learned (20-episode means 494, then 126; last 50: 128, the others 253 to 477).
         ("CartPole-v1", 300, 350.0),
