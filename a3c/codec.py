@@ -108,38 +108,6 @@ def statistics_from_proto(message: pb.Statistics, obs_dim: int, name: str) -> St
     return Statistics(**parts)
 
 
-def rollout_to_proto(rollout: Rollout) -> pb.Rollout:
-    message = pb.Rollout(
-        states=to_tensor(rollout.states),
-        actions=to_tensor(rollout.actions),
-        rewards=to_tensor(rollout.rewards),
-        next_state=to_tensor(rollout.next_state),
-        terminated=rollout.terminated,
-    )
-    if rollout.log_probs is not None:
-        message.behaviour_log_probs.CopyFrom(to_tensor(rollout.log_probs))
-    return message
-
-
-def rollout_from_proto(message: pb.Rollout, obs_dim: int, action_dim: int, t_max: int) -> Rollout:
-    """A Rollout of 1..t_max steps with the given dimensions, or CodecError. Behaviour
-    log-probabilities are optional (None when absent)."""
-    rewards = from_tensor(message.rewards, (None,), "rollout.rewards")
-    steps = rewards.shape[0]
-    if not 1 <= steps <= t_max:
-        raise CodecError(f"rollout has {steps} steps; expected 1..{t_max} (t_max)")
-    return Rollout(
-        states=from_tensor(message.states, (steps, obs_dim), "rollout.states"),
-        actions=from_tensor(message.actions, (steps, action_dim), "rollout.actions"),
-        rewards=rewards,
-        next_state=from_tensor(message.next_state, (obs_dim,), "rollout.next_state"),
-        terminated=bool(message.terminated),
-        log_probs=from_tensor(message.behaviour_log_probs, (steps,), "rollout.behaviour_log_probs")
-        if message.HasField("behaviour_log_probs")
-        else None,
-    )
-
-
 ROLLOUT_FIELDS = ("states", "actions", "rewards", "next_state")  # as Batch's first fields
 
 

@@ -50,7 +50,7 @@ def messages(mode: str, recorded) -> list:
     """The payloads to replay, built once: rollouts or per-variable gradient tensors."""
     if mode == "data":
         return [
-            codec.rollout_to_proto(Rollout(s, a, r, n, False, lp))
+            codec.batch_to_proto([Rollout(s, a, r, n, False, lp)])
             for s, a, r, n, lp in zip(
                 recorded["states"], recorded["actions"], recorded["rewards"],
                 recorded["next_states"], recorded["log_probs"],
@@ -66,18 +66,19 @@ def messages(mode: str, recorded) -> list:
 
 
 class Replayer(threading.Thread):
-    def __init__(self, stub, mode: str, payloads: list, stop_at: float, index: int):
+    def __init__(self, stub, mode: str, payloads: list, steps: int, stop_at: float, index: int):
         super().__init__(daemon=True)
         self.stub, self.mode, self.payloads, self.stop_at = stub, mode, payloads, stop_at
+        self.steps = steps  # env steps of every recorded push
         self.index = index
         self.ok = self.refused = self.errors = 0
 
     def _message(self, header, i: int):
         payload = self.payloads[i % len(self.payloads)]
         if self.mode == "data":
-            return pb.SamplePush(header=header, rollout=payload)
+            return pb.SamplePush(header=header, rollouts=payload)
         actor, critic = payload
-        return pb.GradientPush(header=header, actor_grads=actor, critic_grads=critic, steps=4)
+        return pb.GradientPush(header=header, actor_grads=actor, critic_grads=critic)
 
     def run(self) -> None:
         mode = pb.MODE_DATA if self.mode == "data" else pb.MODE_GRADIENT
@@ -92,8 +93,9 @@ class Replayer(threading.Thread):
                 while time.monotonic() < self.stop_at:
                     seq += 1
                     header = pb.PushHeader(
-                        worker_id=worker_id, seq=seq, base_version=version, lease_id=lease
-                    )
+                        worker_id=worker_id, seq=seq, base_version=version,
+                        envs=[pb.EnvSlot(lease_id=lease, steps=self.steps)],
+                    )  # fmt: skip
                     requests.put(self._message(header, seq + self.index))
                     version = next(replies).version
                     self.ok += 1
@@ -119,11 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with np.load(args.recorded) as recorded:
         payloads = messages(args.mode, recorded)
+        steps = int(recorded["rewards"].shape[1])
     channel = grpc.insecure_channel(args.server)
     wait_serving(channel)
     stub = pb_grpc.ParameterServerStub(channel)
     stop_at = time.monotonic() + args.seconds
-    threads = [Replayer(stub, args.mode, payloads, stop_at, i) for i in range(args.threads)]
+    threads = [Replayer(stub, args.mode, payloads, steps, stop_at, i) for i in range(args.threads)]
     for t in threads:
         t.start()
     for t in threads:

@@ -20,7 +20,7 @@ LAG_BUCKETS = (0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256)
 REFUSE_REASONS = (
     "invalid_tensor", "bad_steps", "future_version", "bad_episode", "bad_seq",
     "missing_log_probs", "unknown_worker", "wrong_mode", "bad_lease", "queue_full", "lease_lost",
-    "bad_statistics",
+    "bad_statistics", "single_rollout",
 )  # fmt: skip
 
 

@@ -15,7 +15,6 @@ from a3c import codec
 from a3c.config import EVAL_SEED, TrainConfig
 from a3c.envs import EnvSpec
 from a3c.model import split_flat, weight_shapes
-from a3c.rollout import pad
 from a3c.v1 import a3c_pb2 as pb
 from a3c.v1 import a3c_pb2_grpc as pb_grpc
 from server.budget import Budget, Grant
@@ -216,16 +215,17 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         for message in request_iterator:
             header = message.header
             info = self._worker(header.worker_id, context, "data")
+            if not message.HasField("rollouts"):
+                self._refuse(
+                    context, grpc.StatusCode.INVALID_ARGUMENT, "single_rollout",
+                    "SamplePush.rollouts (a RolloutBatch, one row per header.envs slot) is "
+                    "required; the single-rollout form (SamplePush.rollout) is retired",
+                )  # fmt: skip
+            slots = self._slots(header, context)
             try:
-                if message.HasField("rollouts"):
-                    slots = self._slots(header, 0, context)
-                    batch, has_log_probs = codec.batch_from_proto(
-                        message.rollouts, [s.steps for s in slots], obs_dim, action_dim, t_max
-                    )
-                else:
-                    rollout = codec.rollout_from_proto(message.rollout, obs_dim, action_dim, t_max)
-                    slots = self._slots(header, rollout.steps, context)
-                    batch, has_log_probs = pad([rollout], t_max), rollout.log_probs is not None
+                batch, has_log_probs = codec.batch_from_proto(
+                    message.rollouts, [s.steps for s in slots], obs_dim, action_dim, t_max
+                )
                 wrong = self._spec.invalid_actions(batch.actions)
                 if wrong:
                     raise codec.CodecError(f"rollout actions: {wrong}")
@@ -234,7 +234,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
             if not has_log_probs and self._cfg.off_policy == "vtrace":
                 self._refuse(
                     context, grpc.StatusCode.INVALID_ARGUMENT, "missing_log_probs",
-                    "rollout.behaviour_log_probs is required: the server trains with V-trace",
+                    "rollouts.behaviour_log_probs is required: the server trains with V-trace",
                 )  # fmt: skip
             push = self._push("data", info, header, slots, context)
             push.batch, push.has_log_probs = batch, has_log_probs
@@ -250,30 +250,24 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
                 critic = codec.from_tensors(message.critic_grads, critic_shapes, "critic_grads")
             except codec.CodecError as err:
                 self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "invalid_tensor", str(err))
-            slots = self._slots(header, message.steps, context)
+            slots = self._slots(header, context)
             push = self._push("gradient", info, header, slots, context)
             push.grads = np.concatenate([g.ravel() for g in (*actor, *critic)])
             yield self._apply(info, push, header.seq, context)
 
-    def _slots(self, header, single_steps: int, context) -> list[Slot]:
-        """The push's rows: header.envs, or for a one-rollout push its lease_id and
-        episode fields with single_steps; INVALID_ARGUMENT for any that is wrong."""
+    def _slots(self, header, context) -> list[Slot]:
+        """The push's rows, header.envs; INVALID_ARGUMENT for any that is wrong."""
         t_max = self._cfg.t_max
-        if header.envs:
-            if header.lease_id or header.episode_end:
-                self._refuse(
-                    context, grpc.StatusCode.INVALID_ARGUMENT, "bad_episode",
-                    "a batched push sets header.envs, not header.lease_id or episode_*",
-                )  # fmt: skip
-            slots = [
-                Slot(e.lease_id, e.steps, e.episode_end, e.episode_return, e.episode_length)
-                for e in header.envs
-            ]
-        else:
-            slots = [
-                Slot(header.lease_id, single_steps, header.episode_end, header.episode_return,
-                     header.episode_length)
-            ]  # fmt: skip
+        if not header.envs:
+            self._refuse(
+                context, grpc.StatusCode.INVALID_ARGUMENT, "single_rollout",
+                "a push names its rows in header.envs (one EnvSlot per rollout); the "
+                "single-rollout form (header.lease_id and episode_*) is retired",
+            )  # fmt: skip
+        slots = [
+            Slot(e.lease_id, e.steps, e.episode_end, e.episode_return, e.episode_length)
+            for e in header.envs
+        ]
         for slot in slots:
             if not 1 <= slot.steps <= t_max:
                 self._refuse(

@@ -155,42 +155,18 @@ class EnvSlot(_message.Message):
     def __init__(self, lease_id: _Optional[int] = ..., steps: _Optional[int] = ..., episode_end: _Optional[bool] = ..., episode_return: _Optional[float] = ..., episode_length: _Optional[int] = ...) -> None: ...
 
 class PushHeader(_message.Message):
-    __slots__ = ("worker_id", "seq", "base_version", "lease_id", "episode_end", "episode_return", "episode_length", "envs", "increments")
+    __slots__ = ("worker_id", "seq", "base_version", "envs", "increments")
     WORKER_ID_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     BASE_VERSION_FIELD_NUMBER: _ClassVar[int]
-    LEASE_ID_FIELD_NUMBER: _ClassVar[int]
-    EPISODE_END_FIELD_NUMBER: _ClassVar[int]
-    EPISODE_RETURN_FIELD_NUMBER: _ClassVar[int]
-    EPISODE_LENGTH_FIELD_NUMBER: _ClassVar[int]
     ENVS_FIELD_NUMBER: _ClassVar[int]
     INCREMENTS_FIELD_NUMBER: _ClassVar[int]
     worker_id: str
     seq: int
     base_version: int
-    lease_id: int
-    episode_end: bool
-    episode_return: float
-    episode_length: int
     envs: _containers.RepeatedCompositeFieldContainer[EnvSlot]
     increments: Statistics
-    def __init__(self, worker_id: _Optional[str] = ..., seq: _Optional[int] = ..., base_version: _Optional[int] = ..., lease_id: _Optional[int] = ..., episode_end: _Optional[bool] = ..., episode_return: _Optional[float] = ..., episode_length: _Optional[int] = ..., envs: _Optional[_Iterable[_Union[EnvSlot, _Mapping]]] = ..., increments: _Optional[_Union[Statistics, _Mapping]] = ...) -> None: ...
-
-class Rollout(_message.Message):
-    __slots__ = ("states", "actions", "rewards", "next_state", "terminated", "behaviour_log_probs")
-    STATES_FIELD_NUMBER: _ClassVar[int]
-    ACTIONS_FIELD_NUMBER: _ClassVar[int]
-    REWARDS_FIELD_NUMBER: _ClassVar[int]
-    NEXT_STATE_FIELD_NUMBER: _ClassVar[int]
-    TERMINATED_FIELD_NUMBER: _ClassVar[int]
-    BEHAVIOUR_LOG_PROBS_FIELD_NUMBER: _ClassVar[int]
-    states: Tensor
-    actions: Tensor
-    rewards: Tensor
-    next_state: Tensor
-    terminated: bool
-    behaviour_log_probs: Tensor
-    def __init__(self, states: _Optional[_Union[Tensor, _Mapping]] = ..., actions: _Optional[_Union[Tensor, _Mapping]] = ..., rewards: _Optional[_Union[Tensor, _Mapping]] = ..., next_state: _Optional[_Union[Tensor, _Mapping]] = ..., terminated: _Optional[bool] = ..., behaviour_log_probs: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
+    def __init__(self, worker_id: _Optional[str] = ..., seq: _Optional[int] = ..., base_version: _Optional[int] = ..., envs: _Optional[_Iterable[_Union[EnvSlot, _Mapping]]] = ..., increments: _Optional[_Union[Statistics, _Mapping]] = ...) -> None: ...
 
 class RolloutBatch(_message.Message):
     __slots__ = ("states", "actions", "rewards", "next_states", "terminated", "behaviour_log_probs")
@@ -209,26 +185,22 @@ class RolloutBatch(_message.Message):
     def __init__(self, states: _Optional[_Union[Tensor, _Mapping]] = ..., actions: _Optional[_Union[Tensor, _Mapping]] = ..., rewards: _Optional[_Union[Tensor, _Mapping]] = ..., next_states: _Optional[_Union[Tensor, _Mapping]] = ..., terminated: _Optional[_Iterable[bool]] = ..., behaviour_log_probs: _Optional[_Union[Tensor, _Mapping]] = ...) -> None: ...
 
 class SamplePush(_message.Message):
-    __slots__ = ("header", "rollout", "rollouts")
+    __slots__ = ("header", "rollouts")
     HEADER_FIELD_NUMBER: _ClassVar[int]
-    ROLLOUT_FIELD_NUMBER: _ClassVar[int]
     ROLLOUTS_FIELD_NUMBER: _ClassVar[int]
     header: PushHeader
-    rollout: Rollout
     rollouts: RolloutBatch
-    def __init__(self, header: _Optional[_Union[PushHeader, _Mapping]] = ..., rollout: _Optional[_Union[Rollout, _Mapping]] = ..., rollouts: _Optional[_Union[RolloutBatch, _Mapping]] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[PushHeader, _Mapping]] = ..., rollouts: _Optional[_Union[RolloutBatch, _Mapping]] = ...) -> None: ...
 
 class GradientPush(_message.Message):
-    __slots__ = ("header", "actor_grads", "critic_grads", "steps")
+    __slots__ = ("header", "actor_grads", "critic_grads")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     ACTOR_GRADS_FIELD_NUMBER: _ClassVar[int]
     CRITIC_GRADS_FIELD_NUMBER: _ClassVar[int]
-    STEPS_FIELD_NUMBER: _ClassVar[int]
     header: PushHeader
     actor_grads: _containers.RepeatedCompositeFieldContainer[Tensor]
     critic_grads: _containers.RepeatedCompositeFieldContainer[Tensor]
-    steps: int
-    def __init__(self, header: _Optional[_Union[PushHeader, _Mapping]] = ..., actor_grads: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., critic_grads: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., steps: _Optional[int] = ...) -> None: ...
+    def __init__(self, header: _Optional[_Union[PushHeader, _Mapping]] = ..., actor_grads: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ..., critic_grads: _Optional[_Iterable[_Union[Tensor, _Mapping]]] = ...) -> None: ...
 
 class PushReply(_message.Message):
     __slots__ = ("seq", "version", "lease_valid", "weights", "lost_lease_ids")

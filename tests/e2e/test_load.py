@@ -61,9 +61,6 @@ class Client(threading.Thread):
             for _ in leases
         ]
         header = pb.PushHeader(worker_id=worker_id, seq=seq, base_version=version)
-        if self.envs == 1:
-            header.lease_id = leases[0]
-            return pb.SamplePush(header=header, rollout=codec.rollout_to_proto(rollouts[0]))
         header.envs.extend(pb.EnvSlot(lease_id=lease, steps=4) for lease in leases)
         return pb.SamplePush(header=header, rollouts=codec.batch_to_proto(rollouts))
 

@@ -12,7 +12,8 @@ from a3c import codec
 from a3c.config import TrainConfig
 from a3c.rollout import pad
 from a3c.v1 import a3c_pb2 as pb
-from tests.integration.test_service import flat_weights, rollout
+from tests.integration.test_service import flat_weights
+from tests.pushes import rollout
 
 
 def leases(live, count, mode=pb.MODE_DATA):
@@ -38,8 +39,6 @@ def bad_batched_pushes(worker_id, ids):
     nan = [rollout(seed=1), rollout(seed=2)]
     nan[1].states[2, 0] = np.nan
     short = [rollout(seed=1, steps=3), rollout(seed=2, steps=3)]
-    both = batched(worker_id, [slot(a), slot(b)], two)
-    both.header.lease_id = a
     no_rows = pb.SamplePush(
         header=pb.PushHeader(worker_id=worker_id, seq=1), rollouts=codec.batch_to_proto(two)
     )
@@ -56,7 +55,6 @@ def bad_batched_pushes(worker_id, ids):
         "episode end with no length": batched(worker_id, [slot(a, episode_end=True), slot(b)], two),
         "a lease never granted": batched(worker_id, [slot(a), slot(999)], two),
         "one lease in two rows": batched(worker_id, [slot(a), slot(a)], two),
-        "lease_id and envs both set": both,
         "rollouts with no envs": no_rows,
     }
 

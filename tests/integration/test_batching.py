@@ -8,7 +8,7 @@ from a3c.envs import env_spec, make_env
 from a3c.rollout import pad
 from server.app import App
 from server.learner import Push, Slot, concat
-from tests.integration.test_service import rollout
+from tests.pushes import rollout
 
 CFG = TrainConfig(max_episodes=10, seed=7)
 

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from a3c import codec
 from a3c.config import ServerConfig, TrainConfig
 from a3c.envs import env_spec, make_env
 from a3c.v1 import a3c_pb2 as pb
 from server import checkpoints
 from server.app import App
-from tests.integration.test_service import connect, header, rollout
+from tests.integration.test_service import connect
+from tests.pushes import rollout, sample_push
 
 
 def optimizer_state(app):
@@ -19,10 +19,7 @@ def optimizer_state(app):
 def train_episode(live, ret):
     worker_id, lease = connect(live, pb.MODE_DATA)
     pushes = [
-        pb.SamplePush(
-            header=header(worker_id, lease, seq=i + 1, **end),
-            rollout=codec.rollout_to_proto(rollout(seed=i)),
-        )
+        sample_push(worker_id, lease, rollout(seed=i), seq=i + 1, **end)
         for i, end in enumerate([{}, {"episode_end": True, "episode_return": ret,
                                       "episode_length": 8}])
     ]  # fmt: skip

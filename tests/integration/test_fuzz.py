@@ -1,5 +1,5 @@
-"""Property-based: random bytes and random messages (one rollout, or a batch of them) at the
-decode path and at the live server."""
+"""Property-based: random bytes and random batched pushes at the decode path and at the
+live server."""
 
 import grpc
 import numpy as np
@@ -9,8 +9,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from a3c import codec
+from a3c.rollout import Rollout
 from a3c.v1 import a3c_pb2 as pb
-from tests.integration.test_service import connect, flat_weights, header
+from tests.integration.test_service import connect, flat_weights
+from tests.pushes import gradient_push
 
 FLOATS = st.floats(width=32, allow_nan=True, allow_infinity=True)
 
@@ -28,35 +30,15 @@ def tensors(draw, max_dims=3):
 
 
 @st.composite
-def rollouts(draw):
-    message = pb.Rollout(
-        states=draw(tensors()),
-        actions=draw(tensors()),
-        rewards=draw(tensors(max_dims=1)),
-        next_state=draw(tensors(max_dims=1)),
-        terminated=draw(st.booleans()),
-    )
-    if draw(st.booleans()):
-        message.behaviour_log_probs.CopyFrom(draw(tensors(max_dims=1)))
-    return message
-
-
-@st.composite
 def valid_rollouts(draw):
     steps = draw(st.integers(1, 4))
     finite = st.floats(-10, 10, width=32)
 
     def array(*shape):
         values = draw(st.lists(finite, min_size=int(np.prod(shape)), max_size=int(np.prod(shape))))
-        return codec.to_tensor(np.asarray(values, np.float32).reshape(shape))
+        return np.asarray(values, np.float32).reshape(shape)
 
-    message = pb.Rollout(
-        states=array(steps, 3),
-        actions=array(steps, 1),
-        rewards=array(steps),
-        next_state=array(3),
-        terminated=draw(st.booleans()),
-    )
+    log_probs = None
     if draw(st.booleans()):  # any finite log-probability, however far from the policy's
         values = draw(
             st.lists(
@@ -65,8 +47,10 @@ def valid_rollouts(draw):
                 max_size=steps,
             )
         )
-        message.behaviour_log_probs.CopyFrom(codec.to_tensor(np.asarray(values, np.float32)))
-    return message
+        log_probs = np.asarray(values, np.float32)
+    return Rollout(
+        array(steps, 3), array(steps, 1), array(steps), array(3), draw(st.booleans()), log_probs
+    )
 
 
 @st.composite
@@ -87,8 +71,7 @@ def batches(draw):
 @st.composite
 def valid_batches(draw):
     """1-3 valid rollouts as a RolloutBatch, and their steps."""
-    rows = draw(st.lists(valid_rollouts(), min_size=1, max_size=3))
-    decoded = [codec.rollout_from_proto(r, 3, 1, 4) for r in rows]
+    decoded = draw(st.lists(valid_rollouts(), min_size=1, max_size=3))
     with_log_probs = [r for r in decoded if r.log_probs is not None]
     if with_log_probs and len(with_log_probs) < len(decoded):
         decoded = with_log_probs  # a batch carries log-probs for every row or none
@@ -102,12 +85,13 @@ def test_random_bytes_never_escape_the_decode_path(raw):
         message = pb.SamplePush.FromString(raw)
     except DecodeError:
         return
+    steps = [e.steps for e in message.header.envs]
     try:
-        rollout = codec.rollout_from_proto(message.rollout, 3, 1, 4)
+        batch, _ = codec.batch_from_proto(message.rollouts, steps, 3, 1, 4)
     except codec.CodecError:
         return
-    assert 1 <= rollout.steps <= 4
-    assert all(np.all(np.isfinite(a)) for a in (rollout.states, rollout.actions, rollout.rewards))
+    assert batch.mask.sum(1).min() >= 1 and batch.mask.sum(1).max() <= 4
+    assert all(np.all(np.isfinite(a)) for a in (batch.states, batch.actions, batch.rewards))
 
 
 @settings(max_examples=300, deadline=None)
@@ -127,20 +111,8 @@ def test_random_batches_decode_or_are_refused_with_a_reason(drawn):
     assert np.all(batch.rewards[batch.mask == 0] == 0), "padding is zeroed"
 
 
-@settings(max_examples=300, deadline=None)
-@given(rollouts())
-def test_random_rollouts_decode_or_are_refused_with_a_reason(message):
-    try:
-        rollout = codec.rollout_from_proto(message, 3, 1, 4)
-    except codec.CodecError as err:
-        assert str(err)
-        return
-    assert rollout.states.shape == (rollout.steps, 3)
-    assert rollout.next_state.shape == (3,)
-
-
 def test_live_server_answers_random_pushes_with_ok_or_invalid_argument(live_server_factory):
-    """Random pushes, one rollout or a batch, at a server training with V-trace (so that
+    """Random pushes at a server training with V-trace (so that
     behaviour log-probabilities are decoded and used): each is applied or refused with
     INVALID_ARGUMENT and nothing changed; some are valid and reach the learner."""
     from a3c.config import TrainConfig
@@ -154,20 +126,16 @@ def test_live_server_answers_random_pushes_with_ok_or_invalid_argument(live_serv
 
     @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
-        message=st.one_of(rollouts(), valid_rollouts(), batches(), valid_batches()),
+        message=st.one_of(batches(), valid_batches()),
         seq_step=st.integers(1, 3),
     )
     def check(message, seq_step):
         state["seq"] += seq_step
         before, weights_before = flat_weights(live)
-        if isinstance(message, tuple):  # a batch and its rows' steps
-            rows, steps = message
-            slots = [pb.EnvSlot(lease_id=lease, steps=n) for lease, n in zip(leases, steps)]
-            push_header = pb.PushHeader(worker_id=worker_id, seq=state["seq"], envs=slots)
-            push = pb.SamplePush(header=push_header, rollouts=rows)
-        else:
-            push_header = header(worker_id, leases[0], seq=state["seq"])
-            push = pb.SamplePush(header=push_header, rollout=message)
+        rows, steps = message  # a batch and its rows' steps
+        slots = [pb.EnvSlot(lease_id=lease, steps=n) for lease, n in zip(leases, steps)]
+        push_header = pb.PushHeader(worker_id=worker_id, seq=state["seq"], envs=slots)
+        push = pb.SamplePush(header=push_header, rollouts=rows)
         try:
             (reply,) = list(live.stub.PushSamples(iter([push])))
         except grpc.RpcError as err:
@@ -188,11 +156,7 @@ def test_live_server_answers_random_pushes_with_ok_or_invalid_argument(live_serv
 def test_oversized_message_is_refused_and_server_keeps_serving(live_server_factory):
     live = live_server_factory(max_message_bytes=64 * 1024)
     worker_id, lease = connect(live, pb.MODE_GRADIENT)
-    huge = pb.GradientPush(
-        header=header(worker_id, lease),
-        actor_grads=[codec.to_tensor(np.zeros(100_000, np.float32))],
-        steps=4,
-    )
+    huge = gradient_push(worker_id, lease, [np.zeros(100_000, np.float32)], [])
     with pytest.raises(grpc.RpcError) as err:
         list(live.stub.PushGradients(iter([huge])))
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

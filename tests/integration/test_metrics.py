@@ -7,10 +7,10 @@ import grpc
 import pytest
 from prometheus_client import generate_latest
 
-from a3c import codec
 from a3c.config import TrainConfig
 from a3c.v1 import a3c_pb2 as pb
-from tests.integration.test_service import connect, header, rollout
+from tests.integration.test_service import connect
+from tests.pushes import rollout, sample_push
 
 
 def value(live, name, **labels):
@@ -23,17 +23,14 @@ def test_counts_are_exact(live_server_factory):
     for _ in range(2):
         worker_id, lease = connect(live, pb.MODE_DATA)
         pushes = [
-            pb.SamplePush(
-                header=header(worker_id, lease, seq=i + 1, base_version=0, **end),
-                rollout=codec.rollout_to_proto(rollout(seed=i, steps=3)),
-            )
+            sample_push(worker_id, lease, rollout(seed=i, steps=3), seq=i + 1, **end)
             for i, end in enumerate(
                 [{}, {}, {"episode_end": True, "episode_return": -500.0, "episode_length": 9}]
             )
         ]
         replies = list(live.stub.PushSamples(iter(pushes)))
         assert all(r.lease_valid for r in replies)
-    bad = pb.SamplePush(header=header(worker_id, lease), rollout=pb.Rollout())
+    bad = sample_push(worker_id, lease, pb.RolloutBatch())
     with pytest.raises(grpc.RpcError):
         list(live.stub.PushSamples(iter([bad])))
 
@@ -78,7 +75,7 @@ def test_exposition_passes_promtool(live_server_factory):
         pytest.skip("promtool is not installed (make test installs it)")
     live = live_server_factory()
     worker_id, lease = connect(live, pb.MODE_DATA)
-    push = pb.SamplePush(header=header(worker_id, lease), rollout=codec.rollout_to_proto(rollout()))
+    push = sample_push(worker_id, lease, rollout())
     list(live.stub.PushSamples(iter([push])))
     text = generate_latest(live.app.metrics.registry)
     done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True)

@@ -12,7 +12,8 @@ from a3c.normalization import Moments, Statistics, merge_all
 from a3c.v1 import a3c_pb2 as pb
 from server import checkpoints
 from server.app import App
-from tests.integration.test_service import connect, rollout
+from tests.integration.test_service import connect
+from tests.pushes import rollout
 
 RUNNING = {"obs_normalization": "running", "reward_normalization": "running"}
 

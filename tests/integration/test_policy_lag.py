@@ -3,10 +3,10 @@ counted and not trained on; the rest are trained as usual."""
 
 import numpy as np
 
-from a3c import codec
 from a3c.config import TrainConfig
 from a3c.v1 import a3c_pb2 as pb
-from tests.integration.test_service import connect, flat_weights, header, rollout
+from tests.integration.test_service import connect, flat_weights
+from tests.pushes import rollout, sample_push
 
 
 def push_all(live, bases: list[int]) -> list[pb.PushReply]:
@@ -14,10 +14,7 @@ def push_all(live, bases: list[int]) -> list[pb.PushReply]:
     worker_id, lease = connect(live, pb.MODE_DATA)
     replies = []
     for seq, base in enumerate(bases, start=1):
-        push = pb.SamplePush(
-            header=header(worker_id, lease, seq=seq, base_version=base),
-            rollout=codec.rollout_to_proto(rollout(seed=seq)),
-        )
+        push = sample_push(worker_id, lease, rollout(seed=seq), seq=seq, base_version=base)
         (reply,) = list(live.stub.PushSamples(iter([push])))
         replies.append(reply)
     return replies

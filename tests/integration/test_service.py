@@ -12,18 +12,8 @@ from a3c.model import split_flat, weight_shapes
 from a3c.policy import NumpyPolicy, gaussian_log_prob
 from a3c.rollout import Rollout
 from a3c.v1 import a3c_pb2 as pb
+from tests.pushes import gradient_push, header, rollout, sample_push
 from worker.gradients import LocalGradients
-
-
-def rollout(seed=0, steps=4, terminated=False):
-    rng = np.random.default_rng(seed)
-    return Rollout(
-        rng.normal(size=(steps, 3)).astype(np.float32),
-        rng.uniform(-2, 2, size=(steps, 1)).astype(np.float32),
-        rng.uniform(-16, 0, size=steps).astype(np.float32),
-        rng.normal(size=3).astype(np.float32),
-        terminated,
-    )
 
 
 def connect(live, mode):
@@ -31,12 +21,6 @@ def connect(live, mode):
     lease = live.stub.StartEpisode(pb.StartEpisodeRequest(worker_id=reply.worker_id))
     assert lease.status == pb.StartEpisodeReply.GRANTED
     return reply.worker_id, lease.lease_id
-
-
-def header(worker_id, lease_id, seq=1, base_version=0, **kw):
-    return pb.PushHeader(
-        worker_id=worker_id, seq=seq, base_version=base_version, lease_id=lease_id, **kw
-    )
 
 
 def flat_weights(live):
@@ -53,18 +37,13 @@ def test_the_two_modes_make_the_same_update(live_server_factory):
     r = rollout(seed=5, steps=3)
 
     worker_id, lease = connect(data_server, pb.MODE_DATA)
-    push = pb.SamplePush(header=header(worker_id, lease), rollout=codec.rollout_to_proto(r))
+    push = sample_push(worker_id, lease, r)
     (data_reply,) = list(data_server.stub.PushSamples(iter([push])))
 
     spec, _ = data_server.app.servicer._spec, None
     actor_g, critic_g = LocalGradients(spec, cfg).compute(v0, w0, [r])
     worker_id, lease = connect(grad_server, pb.MODE_GRADIENT)
-    push = pb.GradientPush(
-        header=header(worker_id, lease),
-        actor_grads=codec.to_tensors(actor_g),
-        critic_grads=codec.to_tensors(critic_g),
-        steps=r.steps,
-    )
+    push = gradient_push(worker_id, lease, actor_g, critic_g, steps=r.steps)
     (grad_reply,) = list(grad_server.stub.PushGradients(iter([push])))
 
     assert data_reply.version == grad_reply.version == 1
@@ -95,25 +74,20 @@ def test_discrete_actions_make_the_same_update_in_both_modes_and_bad_ones_change
     for bad in (1.5, 2.0, -1.0):
         actions = r.actions.copy()
         actions[2, 0] = bad
-        sent = codec.rollout_to_proto(dataclasses.replace(r, actions=actions))
+        sent = sample_push(worker_id, lease, dataclasses.replace(r, actions=actions))
         with pytest.raises(grpc.RpcError) as err:
-            list(data_server.stub.PushSamples(iter([
-                pb.SamplePush(header=header(worker_id, lease), rollout=sent)
-            ])))  # fmt: skip
+            list(data_server.stub.PushSamples(iter([sent])))
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "whole numbers 0..1" in err.value.details()
     version, unchanged = flat_weights(data_server)
     assert version == v0 and np.array_equal(unchanged, w0)
-    push = pb.SamplePush(header=header(worker_id, lease), rollout=codec.rollout_to_proto(r))
+    push = sample_push(worker_id, lease, r)
     (data_reply,) = list(data_server.stub.PushSamples(iter([push])))
     spec = data_server.app.servicer._spec
     assert spec.discrete and spec.n_actions == 2
     actor_g, critic_g = LocalGradients(spec, cfg).compute(v0, w0, [r])
     worker_id, lease = connect(grad_server, pb.MODE_GRADIENT)
-    push = pb.GradientPush(
-        header=header(worker_id, lease), actor_grads=codec.to_tensors(actor_g),
-        critic_grads=codec.to_tensors(critic_g), steps=r.steps,
-    )  # fmt: skip
+    push = gradient_push(worker_id, lease, actor_g, critic_g, steps=r.steps)
     (grad_reply,) = list(grad_server.stub.PushGradients(iter([push])))
     assert data_reply.version == grad_reply.version == 1
     _, w_data = flat_weights(data_server)
@@ -140,9 +114,7 @@ def test_vtrace_weighs_samples_by_their_log_probs_and_requires_them(live_server_
 
     def push(live, sent):
         worker_id, lease = connect(live, pb.MODE_DATA)
-        message = pb.SamplePush(
-            header=header(worker_id, lease), rollout=codec.rollout_to_proto(sent)
-        )
+        message = sample_push(worker_id, lease, sent)
         return list(live.stub.PushSamples(iter([message])))
 
     push(plain, r)
@@ -168,34 +140,35 @@ def test_pull_weights_unchanged_and_empty_request(live_server_factory):
     version = reply.weights.version
     assert version == 0
     worker_id, lease = connect(live, pb.MODE_DATA)
-    push = pb.SamplePush(header=header(worker_id, lease), rollout=codec.rollout_to_proto(rollout()))
+    push = sample_push(worker_id, lease, rollout())
     list(live.stub.PushSamples(iter([push])))
     assert live.stub.PullWeights(pb.PullWeightsRequest(known_version=1)).unchanged
     assert live.stub.PullWeights(pb.PullWeightsRequest()).weights.version == 1
 
 
 def bad_sample_pushes(worker_id, lease):
-    good = codec.rollout_to_proto(rollout())
-    wrong_shape = pb.Rollout()
-    wrong_shape.CopyFrom(good)
-    wrong_shape.states.CopyFrom(codec.to_tensor(np.zeros((4, 2))))
-    nan = pb.Rollout()
-    nan.CopyFrom(good)
-    nan.rewards.CopyFrom(codec.to_tensor(np.array([0, np.nan, 0, 0])))
-    too_long = codec.rollout_to_proto(rollout(steps=5))
-    garbage = pb.Rollout()
-    garbage.CopyFrom(good)
+    def batch(**fields):
+        message = codec.batch_to_proto([rollout()])
+        for name, value in fields.items():
+            getattr(message, name).CopyFrom(value)
+        return message
+
+    garbage = batch()
     garbage.actions.data = b"\x01\x02\x03"
-    h = header(worker_id, lease)
     return {
-        "wrong shape": pb.SamplePush(header=h, rollout=wrong_shape),
-        "NaN": pb.SamplePush(header=h, rollout=nan),
-        "too long": pb.SamplePush(header=h, rollout=too_long),
-        "garbage bytes": pb.SamplePush(header=h, rollout=garbage),
-        "empty": pb.SamplePush(header=h),
-        "future version": pb.SamplePush(
-            header=header(worker_id, lease, base_version=99), rollout=good
+        "wrong shape": sample_push(
+            worker_id, lease, batch(states=codec.to_tensor(np.zeros((1, 4, 2))))
         ),
+        "NaN": sample_push(
+            worker_id, lease, batch(rewards=codec.to_tensor(np.array([[0, np.nan, 0, 0]])))
+        ),
+        "too long": sample_push(worker_id, lease, rollout(steps=5)),
+        "garbage bytes": sample_push(worker_id, lease, garbage),
+        "no rollouts": pb.SamplePush(header=header(worker_id, lease)),
+        "no rows": pb.SamplePush(
+            header=pb.PushHeader(worker_id=worker_id, seq=1), rollouts=batch()
+        ),
+        "future version": sample_push(worker_id, lease, rollout(), base_version=99),
     }
 
 
@@ -212,11 +185,8 @@ def test_bad_pushes_are_refused_and_change_nothing(live_server_factory):
     spec, cfg = live.app.servicer._spec, TrainConfig()
     actor_shapes, critic_shapes = weight_shapes(spec, cfg)
     zeros = [np.zeros(s, np.float32) for s in actor_shapes]
-    good_grads = pb.GradientPush(
-        header=header(worker_id, lease),
-        actor_grads=codec.to_tensors(zeros),
-        critic_grads=codec.to_tensors([np.zeros(s, np.float32) for s in critic_shapes]),
-        steps=4,
+    good_grads = gradient_push(
+        worker_id, lease, zeros, [np.zeros(s, np.float32) for s in critic_shapes]
     )
     with pytest.raises(grpc.RpcError) as err:  # a data-mode worker pushing gradients
         list(live.stub.PushGradients(iter([good_grads])))
@@ -224,15 +194,13 @@ def test_bad_pushes_are_refused_and_change_nothing(live_server_factory):
     data_worker = worker_id, lease
     worker_id, lease = connect(live, pb.MODE_GRADIENT)
     bad_grads = {
-        "missing tensor": pb.GradientPush(
-            header=header(worker_id, lease), actor_grads=codec.to_tensors(zeros[:-1]), steps=4
-        ),
-        "Inf": pb.GradientPush(
-            header=header(worker_id, lease),
-            actor_grads=codec.to_tensors([np.full(s, np.inf, np.float32) for s in actor_shapes]),
-            critic_grads=codec.to_tensors([np.zeros(s, np.float32) for s in critic_shapes]),
-            steps=4,
-        ),
+        "missing tensor": gradient_push(worker_id, lease, zeros[:-1], []),
+        "Inf": gradient_push(
+            worker_id,
+            lease,
+            [np.full(s, np.inf, np.float32) for s in actor_shapes],
+            [np.zeros(s, np.float32) for s in critic_shapes],
+        ),  # fmt: skip
     }
     for what, push in bad_grads.items():
         with pytest.raises(grpc.RpcError) as err:
@@ -245,9 +213,73 @@ def test_bad_pushes_are_refused_and_change_nothing(live_server_factory):
     assert live.app.runlog.env_steps == 0
 
     # Still serving: a good push is applied.
-    push = pb.SamplePush(header=header(*data_worker), rollout=codec.rollout_to_proto(rollout()))
+    push = sample_push(*data_worker, rollout())
     (reply,) = list(live.stub.PushSamples(iter([push])))
     assert reply.version == 1 and reply.lease_valid
+
+
+def field(number: int, payload: bytes | int) -> bytes:
+    """One protobuf field on the wire: a varint (int) or length-delimited bytes."""
+
+    def varint(n: int) -> bytes:
+        out = b""
+        while True:
+            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+            n >>= 7
+            if not n:
+                return out
+
+    if isinstance(payload, int):
+        return varint(number << 3) + varint(payload)
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def test_the_retired_single_rollout_form_is_refused_naming_the_batched_one(live_server_factory):
+    """Bytes as a client of the single-rollout form sends them (SamplePush.rollout = 2,
+    PushHeader.lease_id = 4 and episode_* = 5-7; GradientPush.steps = 4): INVALID_ARGUMENT
+    naming the batched message, counted by reason, nothing applied."""
+    live = live_server_factory()
+    r = rollout()
+    # A Rollout's fields 1-4 were tensors numbered as RolloutBatch's: its bytes are these.
+    old_rollout = pb.RolloutBatch(
+        states=codec.to_tensor(r.states), actions=codec.to_tensor(r.actions),
+        rewards=codec.to_tensor(r.rewards), next_states=codec.to_tensor(r.next_state),
+    ).SerializeToString()  # fmt: skip
+    worker_id, lease = connect(live, pb.MODE_DATA)
+    old_header = pb.PushHeader(worker_id=worker_id, seq=1).SerializeToString() + field(4, lease)
+    old_push = field(1, old_header) + field(2, old_rollout)
+    push_samples = live.channel.stream_stream(
+        "/a3c.v1.ParameterServer/PushSamples", response_deserializer=pb.PushReply.FromString
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        list(push_samples(iter([old_push])))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "SamplePush.rollouts (a RolloutBatch" in err.value.details()
+
+    spec, cfg = live.app.servicer._spec, TrainConfig()
+    grads = [codec.to_tensor(np.zeros(s, np.float32)) for s in sum(weight_shapes(spec, cfg), [])]
+    worker_id, lease = connect(live, pb.MODE_GRADIENT)
+    old_header = pb.PushHeader(worker_id=worker_id, seq=1).SerializeToString() + field(4, lease)
+    n_actor = len(weight_shapes(spec, cfg)[0])
+    old_push = (
+        field(1, old_header)
+        + field(4, 4)
+        + b"".join(
+            field(2 if i < n_actor else 3, g.SerializeToString()) for i, g in enumerate(grads)
+        )
+    )
+    push_gradients = live.channel.stream_stream(
+        "/a3c.v1.ParameterServer/PushGradients", response_deserializer=pb.PushReply.FromString
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        list(push_gradients(iter([old_push])))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "header.envs (one EnvSlot per rollout)" in err.value.details()
+    refused = live.app.metrics.registry.get_sample_value(
+        "a3c_server_pushes_refused_total", {"reason": "single_rollout"}
+    )
+    assert refused == 2
+    assert live.app.learner.version == 0 and live.app.runlog.env_steps == 0
 
 
 def test_unknown_worker_and_mode(live_server_factory):
@@ -271,8 +303,8 @@ def test_connect_tells_the_servers_hyperparameters(live_server_factory):
 def test_episode_end_counts_exactly_once_and_budget_closes(live_server_factory):
     live = live_server_factory(TrainConfig(max_episodes=1))
     worker_id, lease = connect(live, pb.MODE_DATA)
-    end = header(worker_id, lease, episode_end=True, episode_return=-100.0, episode_length=4)
-    push = pb.SamplePush(header=end, rollout=codec.rollout_to_proto(rollout(terminated=True)))
+    ended = {"episode_end": True, "episode_return": -100.0, "episode_length": 4}
+    push = sample_push(worker_id, lease, rollout(terminated=True), **ended)
     (reply,) = list(live.stub.PushSamples(iter([push])))
     assert reply.lease_valid
     # Resent (same seq, as after a lost reply): answered as before, not applied again.
@@ -332,12 +364,7 @@ def test_pushes_in_flight_resent_on_a_new_stream_are_applied_once(live_server_fa
     """A worker with two pushes in flight loses its stream and sends both again."""
     live = live_server_factory()
     worker_id, lease = connect(live, pb.MODE_DATA)
-    pushes = [
-        pb.SamplePush(
-            header=header(worker_id, lease, seq=seq), rollout=codec.rollout_to_proto(rollout(seq))
-        )
-        for seq in (1, 2)
-    ]
+    pushes = [sample_push(worker_id, lease, rollout(seq), seq=seq) for seq in (1, 2)]
     first = list(live.stub.PushSamples(iter(pushes)))
     again = list(live.stub.PushSamples(iter(pushes)))
     assert [r.version for r in first] == [r.version for r in again] == [1, 2]

@@ -1,4 +1,4 @@
-"""Tensor and rollout codec: round trips, and every malformed input refused with a reason."""
+"""Tensor and rollout-batch codec: round trips, and every malformed input refused with a reason."""
 
 import dataclasses
 
@@ -29,7 +29,7 @@ def test_weights_round_trip():
     np.testing.assert_array_equal(c[0], critic[0])
 
 
-def test_rollout_round_trip():
+def test_rollout_round_trip_as_a_batch_of_one_row():
     r = Rollout(
         np.arange(12, dtype=np.float32).reshape(4, 3),
         np.ones((4, 1), np.float32),
@@ -38,15 +38,23 @@ def test_rollout_round_trip():
         True,
         np.array([-0.5, -1, -1.5, -2], np.float32),
     )
-    back = codec.rollout_from_proto(codec.rollout_to_proto(r), 3, 1, 4)
-    for name in ("states", "actions", "rewards", "next_state", "log_probs"):
-        np.testing.assert_array_equal(getattr(back, name), getattr(r, name))
-    assert back.terminated is True
-    without = dataclasses.replace(r, log_probs=None)
-    assert codec.rollout_from_proto(codec.rollout_to_proto(without), 3, 1, 4).log_probs is None
-    wrong = codec.rollout_to_proto(dataclasses.replace(r, log_probs=np.zeros(3, np.float32)))
+    wire = pb.RolloutBatch.FromString(codec.batch_to_proto([r]).SerializeToString())
+    back, has_log_probs = codec.batch_from_proto(wire, [4], 3, 1, 4)
+    assert has_log_probs
+    for name, field in (
+        ("states", "states"),
+        ("actions", "actions"),
+        ("rewards", "rewards"),
+        ("next_states", "next_state"),
+        ("behaviour_log_probs", "log_probs"),
+    ):
+        np.testing.assert_array_equal(getattr(back, name)[0], getattr(r, field))  # fmt: skip
+    assert back.bootstrap[0] == 0.0, "terminated: no bootstrap"
+    without = codec.batch_to_proto([dataclasses.replace(r, log_probs=None)])
+    assert not codec.batch_from_proto(without, [4], 3, 1, 4)[1]
+    wrong = codec.batch_to_proto([dataclasses.replace(r, log_probs=np.zeros(3, np.float32))])
     with pytest.raises(codec.CodecError, match="behaviour_log_probs: expected shape"):
-        codec.rollout_from_proto(wrong, 3, 1, 4)
+        codec.batch_from_proto(wrong, [4], 3, 1, 4)
 
 
 @pytest.mark.parametrize(
@@ -76,9 +84,9 @@ def test_rollout_longer_than_t_max_or_empty_is_refused():
         )
 
     with pytest.raises(codec.CodecError, match="5 steps"):
-        codec.rollout_from_proto(codec.rollout_to_proto(rollout(5)), 3, 1, 4)
+        codec.batch_from_proto(codec.batch_to_proto([rollout(5)]), [5], 3, 1, 4)
     with pytest.raises(codec.CodecError, match="0 steps"):
-        codec.rollout_from_proto(codec.rollout_to_proto(rollout(0)), 3, 1, 4)
+        codec.batch_from_proto(codec.batch_to_proto([rollout(0)]), [1], 3, 1, 4)
 
 
 def test_tensor_count_mismatch_is_refused():
