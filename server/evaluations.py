@@ -20,6 +20,10 @@ import numpy as np
 
 log = logging.getLogger("server.evaluations")
 
+MAX_PENDING = 16
+"""Points held at most: past that, a new point drops the oldest one not yet evaluated (an
+evaluator slower than training, or none, must not make the server hold weights forever)."""
+
 HEADER = ("env_steps", "seconds", "version", "mean", "std", "min", "max", "episodes")
 
 
@@ -45,6 +49,7 @@ class Evaluations:
         self._points: dict[int, Point] = {}
         self._last_point = resume_at - resume_at % every if every else 0
         self._final: int | None = None  # the final point, once the budget is spent
+        self._given: int | None = None  # the point the evaluator is playing
         self.connected = False  # an evaluator asked for a point at least once
         kept = []  # resumed: the rows up to the checkpoint (later points are evaluated again)
         if path.exists():
@@ -65,6 +70,23 @@ class Evaluations:
             with self._lock:
                 self._last_point = point
                 self._points[point] = Point(point, seconds, version, flat, stats)
+                skipped = self._trim()
+            if skipped:
+                log.warning(
+                    "role=server evaluator %d points behind: the point at %d env steps is "
+                    "skipped", MAX_PENDING, skipped,
+                )  # fmt: skip
+
+    def _trim(self) -> int:
+        """Drops the oldest point past MAX_PENDING but the one being played; its env steps
+        (0: none dropped)."""
+        if len(self._points) <= MAX_PENDING:
+            return 0
+        oldest = min(p for p in self._points if p != self._given)
+        del self._points[oldest]
+        if self._m is not None:
+            self._m.evaluations_skipped.inc()
+        return oldest
 
     def finish(self, env_steps: int, seconds: float, version: int, flat, stats) -> None:
         """Once the budget is spent: the final weights are a point too (if not one yet)."""
@@ -82,7 +104,8 @@ class Evaluations:
             self.connected = True
             later = [p for p in self._points if p > after]
             if later:
-                return "ready", self._points[min(later)]
+                self._given = min(later)
+                return "ready", self._points[self._given]
             if self._final is not None:  # the budget is spent: no point will come
                 return "done", None
             return "wait", None

@@ -196,6 +196,11 @@ class ServerMetrics:
         self.evaluations = Counter(
             "a3c_server_evaluations_total", "Evaluations reported by the evaluator.", registry=r
         )
+        self.evaluations_skipped = Counter(
+            "a3c_server_evaluations_skipped_total",
+            "Evaluation points dropped unevaluated: the evaluator fell MAX_PENDING behind.",
+            registry=r,
+        )
         self.normalization = {
             name: Gauge(f"a3c_server_normalization_{name}", help_text, ["quantity"], registry=r)
             for name, help_text in NORMALIZATION_GAUGES.items()

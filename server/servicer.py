@@ -71,6 +71,35 @@ class WeightCache:
             return self._actor if actor_only else self._full
 
 
+class CallEnd:
+    """The end of one push stream, told by gRPC (context.add_callback), so that a push
+    waiting for the learner wakes when either its result or the stream's end comes."""
+
+    def __init__(self, context):
+        self._lock = threading.Lock()
+        self._waiting: set[threading.Event] = set()
+        self.ended = not context.add_callback(self._end)  # False: already over
+
+    def _end(self) -> None:
+        with self._lock:
+            self.ended = True
+            for wake in self._waiting:
+                wake.set()
+
+    def wait(self, future: concurrent.futures.Future) -> bool:
+        """Until future is done (True) or the stream has ended first (False)."""
+        wake = threading.Event()
+        future.add_done_callback(lambda _: wake.set())
+        with self._lock:
+            if self.ended:
+                return future.done()
+            self._waiting.add(wake)
+        wake.wait()
+        with self._lock:
+            self._waiting.discard(wake)
+        return future.done()
+
+
 class ParameterServer(pb_grpc.ParameterServerServicer):
     """Thin servicer over the learner, the budget and the worker registry."""
 
@@ -212,6 +241,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
 
     def PushSamples(self, request_iterator, context):
         obs_dim, action_dim, t_max = self._spec.obs_dim, self._spec.action_dim, self._cfg.t_max
+        end = CallEnd(context)
         for message in request_iterator:
             header = message.header
             info = self._worker(header.worker_id, context, "data")
@@ -238,10 +268,11 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
                 )  # fmt: skip
             push = self._push("data", info, header, slots, context)
             push.batch, push.has_log_probs = batch, has_log_probs
-            yield self._apply(info, push, header.seq, context)
+            yield self._apply(info, push, header.seq, context, end)
 
     def PushGradients(self, request_iterator, context):
         actor_shapes, critic_shapes = self._shapes
+        end = CallEnd(context)
         for message in request_iterator:
             header = message.header
             info = self._worker(header.worker_id, context, "gradient")
@@ -253,7 +284,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
             slots = self._slots(header, context)
             push = self._push("gradient", info, header, slots, context)
             push.grads = np.concatenate([g.ravel() for g in (*actor, *critic)])
-            yield self._apply(info, push, header.seq, context)
+            yield self._apply(info, push, header.seq, context, end)
 
     def _slots(self, header, context) -> list[Slot]:
         """The push's rows, header.envs; INVALID_ARGUMENT for any that is wrong."""
@@ -330,7 +361,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         except codec.CodecError as err:
             self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "bad_statistics", str(err))
 
-    def _apply(self, info: WorkerInfo, push: Push, seq: int, context) -> pb.PushReply:
+    def _apply(self, info: WorkerInfo, push: Push, seq: int, context, end: CallEnd) -> pb.PushReply:
         if seq < 1:
             self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "bad_seq", "seq must be >= 1")
         new, earlier = self._registry.claim_seq(info, seq, push)
@@ -355,17 +386,12 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
                     context, grpc.StatusCode.RESOURCE_EXHAUSTED, "queue_full",
                     "learner queue full; back off",
                 )  # fmt: skip
-        while True:
-            try:
-                outcome = push.result.result(timeout=0.5)
-                break
-            except concurrent.futures.TimeoutError:
-                if not context.is_active():
-                    context.abort(
-                        grpc.StatusCode.CANCELLED, "call ended before the push was applied"
-                    )
-            except Exception as err:  # noqa: BLE001 - the learner's failure, reported
-                context.abort(grpc.StatusCode.INTERNAL, f"learner failed: {err}")
+        if not end.wait(push.result):
+            context.abort(grpc.StatusCode.CANCELLED, "call ended before the push was applied")
+        try:
+            outcome = push.result.result()
+        except Exception as err:  # noqa: BLE001 - the learner's failure, reported
+            context.abort(grpc.StatusCode.INTERNAL, f"learner failed: {err}")
         return pb.PushReply(
             seq=seq,
             version=outcome.version,

@@ -2,8 +2,9 @@
 
 What retries, and for which failure (nothing else does: gRPC's own retries are off):
 - worker.loop.Session, when a push stream breaks on a transient error (server briefly
-  away, link cut): reconnects with `retry` and sends every unanswered push again under
-  its seq, so nothing is lost or applied twice and the episodes go on;
+  away, link cut): `retry` reads the reply again, each try reconnecting and sending every
+  unanswered push again under its seq, so nothing is lost or applied twice and the
+  episodes go on;
 - worker.loop.run, on any other transient error (connect refused, a lease or weights
   call failed, a new server process): waits a Backoff delay and starts a new session,
   whose episodes start over.
@@ -74,14 +75,24 @@ class Backoff:
         return delay
 
 
-def retry(call: Callable[[], T], deadline: float, backoff: Backoff, what: str, worker_id: str) -> T:
-    """call() until it succeeds, a non-transient error, or time.monotonic() passes deadline."""
+def retry(
+    call: Callable[[], T],
+    deadline: float | None,
+    backoff: Backoff,
+    what: str,
+    worker_id: str,
+    timeout: float = 0.0,
+) -> T:
+    """call() until it succeeds, a non-transient error, or time.monotonic() passes deadline
+    (None: timeout seconds after the first failure)."""
     while True:
         try:
             result = call()
             backoff.reset()
             return result
         except grpc.RpcError as err:
+            if deadline is None:
+                deadline = time.monotonic() + timeout
             if not is_transient(err) or time.monotonic() > deadline:
                 raise
             delay = backoff.next_delay()

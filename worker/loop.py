@@ -89,7 +89,7 @@ class Session:
 
             configure_threads(wcfg.tf_threads)
             self.gradients = LocalGradients(self.spec, self.cfg)
-        self.stream: PushStream = client.push_stream(wcfg.mode)
+        self.stream: PushStream | None = client.push_stream(wcfg.mode)  # None: broken
         self.backoff = Backoff()
         self.pending: collections.deque = collections.deque()  # pushes sent, not answered
         self.lost: set[int] = set()  # leases the server said are lost, not yet dropped
@@ -159,7 +159,8 @@ class Session:
 
     def _receive(self) -> None:
         """Takes the reply of the oldest push in flight, and its weights."""
-        reply = self._resend_on_failure(lambda: self.stream.next_reply())
+        timeout = self.wcfg.connect_timeout  # from the first failure: a reply may take long
+        reply = retry(self._next_reply, None, self.backoff, "push", self.worker_id, timeout)
         _, ended = self.pending.popleft()
         lost = set(reply.lost_lease_ids)
         self.lost |= lost
@@ -169,43 +170,35 @@ class Session:
         if reply.weights.version:
             self.take_weights(reply.weights)
 
-    def _resend_on_failure(self, call):
-        """call(), reading the push stream; on a transient failure reconnects and sends every
-        push in flight again, in order (same seqs: the server applies each at most once)."""
-        deadline: float | None = None
-        while True:
-            try:
-                result = call()
-                self.backoff.reset()
-                return result
-            except grpc.RpcError as err:
-                if not is_transient(err):
-                    raise
-                self.metrics.rpc_errors.labels(err.code().name).inc()
-                deadline = deadline or time.monotonic() + self.wcfg.connect_timeout
-                if time.monotonic() > deadline:
-                    raise
-                self.stream.close()
-                delay = self.backoff.next_delay()
-                log.info(
-                    "role=worker id=%s push failed (%s); resending in %.2fs",
-                    self.worker_id, err.code().name, delay,
-                )  # fmt: skip
-                time.sleep(delay)
-                reply = retry(
-                    lambda: self.client.connect(
-                        self.wcfg.mode, self.wcfg.name, self.worker_id, self.wcfg.num_envs
-                    ),
-                    deadline, self.backoff, "reconnect", self.worker_id,
-                )  # fmt: skip
+    def _next_reply(self) -> pb.PushReply:
+        """One try, for `retry`: the oldest push's reply. After a broken stream it first
+        reconnects and sends every push in flight again, in order (same seqs: the server
+        applies each at most once); a new server process raises ServerRestarted."""
+        try:
+            if self.stream is None:
+                reply = self.client.connect(
+                    self.wcfg.mode, self.wcfg.name, self.worker_id, self.wcfg.num_envs
+                )
                 if reply.incarnation != self.incarnation:
-                    raise ServerRestarted from err
+                    raise ServerRestarted
                 self.stream = self.client.push_stream(self.wcfg.mode)
+                log.info(
+                    "role=worker id=%s reconnected; resending %d pushes in flight",
+                    self.worker_id, len(self.pending),
+                )  # fmt: skip
                 for message, _ in self.pending:
                     self.stream.put(message)
+            return self.stream.next_reply()
+        except grpc.RpcError as err:
+            self.metrics.rpc_errors.labels(err.code().name).inc()
+            if self.stream is not None:
+                self.stream.close()
+                self.stream = None
+            raise
 
     def close(self) -> None:
-        self.stream.close()
+        if self.stream is not None:
+            self.stream.close()
 
 
 def lease(session: Session, collector: Collector) -> bool:

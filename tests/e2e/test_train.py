@@ -95,9 +95,10 @@ def assert_tensorboard_matches(run_dir, table) -> None:
 
 
 def test_make_train_data_mode_trains_exactly_the_budget(tmp_path):
+    """The default preset (one environment per worker), data mode, 6 episodes."""
     run_dir = tmp_path / "data"
     done = subprocess.run(
-        ["make", "train", "N=2", "MODE=data", "EPISODES=6", f"RUN_DIR={run_dir}",
+        ["make", "train", "PRESET=default", "N=2", "MODE=data", "EPISODES=6", f"RUN_DIR={run_dir}",
          "METRICS_PORT=0", "WORKER_METRICS_PORT=0"],
         cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
@@ -326,30 +327,25 @@ def test_data_mode_2_workers_300_episodes_default_preset_learns(tmp_path, seed):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 1])
-def test_fast_preset_data_mode_2_workers_500_episodes_beats_the_seed_preset_at_8_envs(
-    tmp_path, seed
-):
-    """make train PRESET=fast (8 environments per worker), data mode, 500 episodes, one
-    seed per test: the mean return of episodes 401-500 clears a bar that no run of the
-    seed preset with as many environments per worker reached, in seconds."""
-    run_dir = tmp_path / f"fast-s{seed}"
-    done = subprocess.run(
-        ["make", "train", "PRESET=fast", "N=2", "MODE=data", "EPISODES=500", f"SEED={seed}",
-         f"RUN_DIR={run_dir}", "METRICS_PORT=0", "WORKER_METRICS_PORT=0"],
-        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert done.stdout.count("envs=8") == 2, "the preset sets the environments per worker"
+def test_make_train_with_no_options_reaches_minus_200_in_seconds_and_holds(tmp_path, seed):
+    """`make train SEED=s` and nothing else: Pendulum-v1, the fast preset's 2 workers x 8
+    environments in data mode, 500 episodes. The best 20-episode mean and the mean of the
+    last 50 episodes, each far above anything a policy that does not learn gets."""
+    run_dir = tmp_path / f"default-s{seed}"
+    done = make_train(run_dir, f"SEED={seed}", timeout=600)
+    assert done.stdout.count("envs=8") == 2 and "--mode data" in done.stdout
     assert "best 20-episode mean return" in done.stdout
     returns = np.array([float(r["return"]) for r in rows(run_dir)])
     assert len(returns) == 500
-    # Mean return of episodes 401-500, measured with this run (lab.train -n 2 --mode data
-    # --preset fast): the fast preset -299 to -179 (10 runs, seeds 0-4 twice); the seed
-    # preset with the same 8 environments per worker (PRESET=seed ENVS=8) -886 to -806
-    # (seeds 0-2). Over episodes 201-300 the fast preset's runs spread too widely for a
-    # bar per seed.
-    late = returns[400:].mean()
-    assert late > -450, f"mean return of episodes 401-500: {late:.0f}"
+    # Measured with this test's command, 20 runs per seed (make train SEED=s): the best
+    # 20-episode mean, seed 0 -222 to -143 (19 of 20 reached -200), seed 1 -205 to -148
+    # (19 of 20); the mean of the last 50 episodes, seed 0 -337 to -210 (9 of 20 at -250
+    # or better), seed 1 -268 to -190 (18 of 20). A random policy gets about -1,200, and
+    # the first 100 episodes of any run -1,100 to -1,400.
+    best = np.convolve(returns, np.ones(20) / 20, "valid").max()
+    assert best > -300, f"best 20-episode mean return: {best:.0f}"
+    last = returns[-50:].mean()
+    assert last > -450, f"mean return of the last 50 episodes: {last:.0f}"
 
 
 def test_pipelined_pushes_train_exactly_the_budget(tmp_path):

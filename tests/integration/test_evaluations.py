@@ -77,3 +77,26 @@ def test_a_server_that_evaluates_nothing_says_so(live_server_factory):
         live.stub.NextEvaluation(pb.NextEvaluationRequest())
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "--eval-every 0" in err.value.details()
+
+
+def test_an_evaluator_far_behind_costs_at_most_max_pending_points(live_server_factory):
+    """eval_every 4 and 24 pushes of 4 steps with no evaluator playing: the server holds
+    MAX_PENDING points, not 24, keeps the one handed out, and counts those it skipped."""
+    from server.evaluations import MAX_PENDING
+
+    live = live_server_factory(TrainConfig(max_episodes=8, eval_every=4, eval_episodes=1))
+    stub = live.stub
+    worker_id, lease = connect(live, pb.MODE_DATA)
+    list(stub.PushSamples(iter([push(worker_id, lease, 1)])))
+    given = stub.NextEvaluation(pb.NextEvaluationRequest())
+    assert given.env_steps == 4
+    list(stub.PushSamples(iter([push(worker_id, lease, seq) for seq in range(2, 25)])))
+    assert live.app.evaluations.pending == MAX_PENDING
+    skipped = live.app.metrics.registry.get_sample_value("a3c_server_evaluations_skipped_total")
+    assert skipped == 24 - MAX_PENDING
+    stub.ReportEvaluation(
+        pb.EvaluationReport(env_steps=4, version=given.weights.version, returns=[-1.0],
+                            lengths=[200])
+    )  # fmt: skip
+    after = stub.NextEvaluation(pb.NextEvaluationRequest(after_env_steps=4))
+    assert after.env_steps == 4 * (24 - MAX_PENDING + 2), "the oldest ones were dropped"
