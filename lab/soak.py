@@ -7,7 +7,8 @@ Every --interval seconds it samples the resident memory (VmRSS) of the server an
 worker and the server's trained env steps. It writes soak.csv, soak.png and soak.md into
 --out and prints the table: per process, RSS at the first sample after minute 1 and at
 the end, and the growth after minute 1 in MB per hour (least squares over those samples).
-A stall (an interval with no env step trained) fails the run (exit 1).
+A stall (an interval with no env step trained) fails the run (exit 1). Flags it does not
+know go to the server (e.g. --checkpoint-every 0).
 """
 
 from __future__ import annotations
@@ -67,10 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=Path("runs") / time.strftime("soak-%Y%m%d-%H%M%S")
     )
-    args = parser.parse_args(argv)
+    args, server_flags = parser.parse_known_args(argv)  # the rest go to the server
     args.out.mkdir(parents=True, exist_ok=True)
     server = Server(args.out / "run", "--preset", "fast", "--checkpoint-every", "50",
-                    "--checkpoint-seconds", "60")  # fmt: skip
+                    "--checkpoint-seconds", "60", *server_flags)  # fmt: skip
     workers = [
         subprocess.Popen(
             [
