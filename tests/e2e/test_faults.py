@@ -31,9 +31,9 @@ def server_cmd(port: int, run_dir, budget: int, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
-def worker_cmd(port: int, seed: int, envs: int = 1) -> list[str]:
+def worker_cmd(port: int, seed: int, envs: int = 1, mode: str = "data") -> list[str]:
     return [
-        sys.executable, "-m", "worker", "--server", f"127.0.0.1:{port}", "--mode", "data",
+        sys.executable, "-m", "worker", "--server", f"127.0.0.1:{port}", "--mode", mode,
         "--seed", str(seed), "--connect-timeout", "120", "--num-envs", str(envs),
     ]  # fmt: skip
 
@@ -142,4 +142,45 @@ def test_sigkill_the_server_and_start_it_again(tmp_path, envs):
     assert trained_before_kill >= 5
     assert episodes(run_dir) == list(range(1, budget + 1))
     assert worker_out.count("budget spent") == 2
+    assert_weights_load(run_dir)
+
+
+def test_chaos_both_modes_a_worker_and_the_server_sigkilled(tmp_path):
+    """One server, a data and a gradient worker of 3 environments each: the data worker is
+    SIGKILLed while it holds leases and another takes its place, then the server is
+    SIGKILLed and started again from its checkpoint. Every episode of the budget is
+    trained exactly once, and both surviving workers end with the budget."""
+    port, metrics_port, run_dir, budget = free_port(), free_port(), tmp_path / "run", 60
+    serve = [*server_cmd(port, run_dir, budget, "--checkpoint-every", "2", "--lease-timeout",
+                         "3"), "--metrics-port", str(metrics_port)]  # fmt: skip
+    first, second = popen(serve), None
+    victim = popen(worker_cmd(port, 0, 3, "data"))
+    workers = [popen(worker_cmd(port, 1, 3, "gradient"))]
+    said = [Output(workers[0])]
+    try:
+        wait_for_episodes(run_dir, 6, [first, victim, *workers])
+        stop_holding_a_lease(victim, metrics_port)
+        victim.send_signal(signal.SIGKILL)
+        workers.append(popen(worker_cmd(port, 2, 3, "data")))
+        said.append(Output(workers[1]))
+        wait_for_episodes(run_dir, len(episodes(run_dir)) + 6, [first, *workers])
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+        for s in said:
+            s.wait_for("push failed", "lost the server", timeout=60)
+        second = popen(serve + ["--exit-when-done", "false"])
+        for w, s in zip(workers, said, strict=True):
+            assert w.wait(timeout=300) == 0, s.text[-3000:]
+        second.send_signal(signal.SIGTERM)
+        out, _ = second.communicate(timeout=60)
+        assert second.returncode == 0, out[-3000:]
+    finally:
+        for p in (first, second, victim, *workers):
+            if p is not None and p.poll() is None:
+                p.kill()
+    assert "resumed from" in out
+    assert episodes(run_dir) == list(range(1, budget + 1))
+    for s in said:
+        s.join(timeout=10)
+        assert "budget spent" in s.text
     assert_weights_load(run_dir)
