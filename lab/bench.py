@@ -28,6 +28,7 @@ from lab import scrape
 from lab.bench_report import learning_row, peer_row, write_outputs
 from lab.echo import echo
 from lab.loadgen import wait_serving
+from lab.profile import record as profile_server
 from lab.runs import is_complete, move_aside, train_config
 
 MODES = ("gradient", "data")
@@ -129,6 +130,12 @@ def limits(seconds: float, recorded_path: Path) -> dict:
     for steps in learner:
         learner[steps]["gradient_applies_s"] = applies
     out["learner"] = learner
+    # The pipeline's limit on this many cores: each env step costs the worker loop's and
+    # the learner's CPU (64-step updates, as 16 environments x t_max 4 push), nothing else.
+    cores = len(os.sched_getaffinity(0))
+    worker, learn = out["worker_loop"][16], learner[64]["data_steps_s"]
+    out["pipeline"] = {"cores": cores, "worker_loop_s": worker, "learner_s": learn,
+                       "limit_s": cores / (1 / worker + 1 / learn)}  # fmt: skip
     out["grpc_echo"] = echo(seconds)
     np.savez(
         recorded_path,
@@ -244,9 +251,10 @@ def stop(procs: list[subprocess.Popen]) -> None:
 
 
 def measure_workers(server: Server, mode: str, n: int, flags: list[str], warm: int,
-                    seconds: float) -> dict:  # fmt: skip
+                    seconds: float, profile: Path | None = None) -> dict:  # fmt: skip
     """N real workers (worker.launcher with flags) against server: measured over `seconds`
-    once `warm` more env steps are trained (every worker imported, traced and pushing)."""
+    once `warm` more env steps are trained (every worker imported, traced and pushing).
+    With profile, then a py-spy profile of the server over as long, written there."""
     launcher = subprocess.Popen(
         [sys.executable, "-m", "worker.launcher", "-n", str(n), "--server", server.address,
          "--mode", mode, "--seed", str(n), *flags],
@@ -254,7 +262,13 @@ def measure_workers(server: Server, mode: str, n: int, flags: list[str], warm: i
     )  # fmt: skip
     try:
         server.wait_steps(warm)
-        return server.window(seconds, mode, children(launcher.pid))
+        result = server.window(seconds, mode, children(launcher.pid))
+        if profile is not None:  # after the window: the sampling costs CPU too
+            result["profile"] = {
+                "file": profile.name,
+                **profile_server(server.proc.pid, seconds, profile),
+            }
+        return result
     finally:
         stop([launcher])
 
@@ -279,9 +293,10 @@ def end_to_end(
     return results
 
 
-def vectorized(out: Path, mode: str, counts: list[int], envs: list[int], seconds: float) -> dict:
+def vectorized(out: Path, mode: str, counts: list[int], envs: list[int], seconds: float,
+               profiled: str = "2x16") -> dict:  # fmt: skip
     """Section 2b: N workers of M environments each, one server per mode, measured after
-    warm-up. Keys "NxM"."""
+    warm-up, the server of `profiled` ("NxM") profiled after its window. Keys "NxM"."""
     server = Server(out / f"vec-{mode}")
     results = {}
     try:
@@ -289,7 +304,8 @@ def vectorized(out: Path, mode: str, counts: list[int], envs: list[int], seconds
             for n in counts:
                 key, warm = f"{n}x{m}", max(200 * n, 16 * n * m)
                 flags = ["--num-envs", str(m)]
-                results[key] = measure_workers(server, mode, n, flags, warm, seconds)
+                profile = out / f"profile-{mode}-{key}.txt" if key == profiled else None
+                results[key] = measure_workers(server, mode, n, flags, warm, seconds, profile)
                 rate = results[key]["env_steps_s"]
                 print(f"  vectorized {mode} N={n} M={m}: {rate:.0f} env steps/s", flush=True)
     finally:
@@ -409,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="vectorized workers: N")  # fmt: skip
     parser.add_argument("--vec-envs", type=int, nargs="+", default=[1, 4, 16, 64],
                         help="vectorized workers: environments per worker M")  # fmt: skip
+    parser.add_argument("--profile", default="2x16",
+                        help="vectorized workers: the NxM whose server py-spy samples")  # fmt: skip
     parser.add_argument("--peer-steps", type=int, default=200_000,
                         help="env steps of the SB3 A2C peer's run (0: skip)")  # fmt: skip
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
@@ -439,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print("vectorized workers", flush=True)
     results["vectorized"] = {
-        m: vectorized(args.out, m, args.vec_workers, args.vec_envs, args.seconds)
+        m: vectorized(args.out, m, args.vec_workers, args.vec_envs, args.seconds, args.profile)
         for m in args.modes
     }
     results["peer"] = peer(args.out, args.peer_steps) if args.peer_steps else None

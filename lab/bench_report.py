@@ -93,6 +93,14 @@ def tables(r: dict) -> str:
             f"{fmt(learner4['diagnosed_updates_s'])} updates "
             f"({fmt(DIAGNOSES_PER_S * max(extra, 0.0) * 1000, 2)} ms)",
         ))  # fmt: skip
+    if "pipeline" in lim:
+        p = lim["pipeline"]
+        lines.append(row(
+            f"limit: env steps/s the pipeline could carry on these {p['cores']} cores "
+            f"(worker loop at 16 envs and learner at 64-step updates sharing them: "
+            f"cores / (1/{fmt(p['worker_loop_s'])} + 1/{fmt(p['learner_s'])}))",
+            fmt(p["limit_s"]),
+        ))  # fmt: skip
     if "grpc_echo" in lim:  # the floor under any gRPC Python server
         e = lim["grpc_echo"]
         lines.append(row(
@@ -176,17 +184,20 @@ def vectorized_table(r: dict) -> list[str]:
         return []
     peer = r.get("peer")
     peer_rate = peer["env_steps_per_s"] if peer else None
+    limit = r["limits"].get("pipeline", {}).get("limit_s")
     lines = ["", "## 2b. Vectorized workers: N workers x M environments each", "",
-             row("mode", "N x M", "env steps/s", "x SB3 A2C peer", "learner busy",
+             row("mode", "N x M", "env steps/s", "x SB3 A2C peer", "share of limit",
+                 "learner busy",
                  "push p50 / p99 ms", "policy lag p50 / p99", "wire bytes per env step",
                  "server CPU (cores)", "workers CPU (cores)", "server CPU us per env step",
                  "worker RSS MB"),
-             row(*["---"] * 12)]  # fmt: skip
+             row(*["---"] * 13)]  # fmt: skip
     for mode, rows in r["vectorized"].items():
         for key, v in rows.items():
             lines.append(row(
                 mode, key, fmt(v["env_steps_s"]),
                 fmt(v["env_steps_s"] / peer_rate, 2) if peer_rate else "-",
+                fmt(v["env_steps_s"] / limit, 2) if limit else "-",
                 fmt(v["utilisation"], 2), pair(v["push_p50_ms"], v["push_p99_ms"]),
                 pair(v["lag_p50"], v["lag_p99"]), fmt(v["wire_bytes_per_step"]),
                 fmt(v["server_cpu"], 2), fmt(v["workers_cpu"], 2),
@@ -196,13 +207,42 @@ def vectorized_table(r: dict) -> list[str]:
         s = peer["settings"]
         lines.append(row(
             "SB3 A2C (peer)", f"1 x {s.get('n_envs', 8)}", fmt(peer_rate), "1.00",
-            *["-"] * 8,
+            fmt(peer_rate / limit, 2) if limit else "-", *["-"] * 8,
         ))  # fmt: skip
         lines += ["", f"Peer: stable-baselines3 {peer['versions'].get('stable_baselines3', '?')} "
                   f"A2C, RL Zoo Pendulum-v1 settings, torch CPU with 1 thread, one process; "
                   f"{peer['env_steps']:,} env steps over its learn() call."]  # fmt: skip
     else:
         lines += ["", "Peer not installed (make bench-peers): no ratio."]
+    return lines + profile_tables(r)
+
+
+def profile_tables(r: dict) -> list[str]:
+    """The server's py-spy profiles (lab/profile.py), one per mode: the functions with the
+    most samples on top of a stack (self) and anywhere in it (total), holding the GIL, and
+    on top of a stack on every thread."""
+    lines = []
+    for mode, rows in r.get("vectorized", {}).items():
+        for key, v in rows.items():
+            p = v.get("profile")
+            if not p:
+                continue
+            lines += ["", f"## 2c. The server at {key.replace('x', ' x ')}, {mode} mode, "
+                      "sampled by py-spy", ""]  # fmt: skip
+            if "error" in p:
+                lines.append(f"No profile: {p['error']}")
+                continue
+            gil, every = p["gil"], p["all"]
+            lines += [row("GIL: share (self)", "function", "GIL: share (total)", "function",
+                          "all threads: share (self)", "function"),
+                      row(*["---"] * 6)]  # fmt: skip
+            for (a, f), (b, g), (c, h) in zip(gil["self"], gil["total"], every["self"]):
+                lines.append(row(fmt(a, 2), f"`{f}`", fmt(b, 2), f"`{g}`", fmt(c, 2), f"`{h}`"))
+            lines.append(
+                f"\nThe GIL was held in {fmt(100 * p['gil_busy'])}% of the samples "
+                f"({gil['samples']:,}; all threads: {every['samples']:,}); collapsed stacks "
+                f"in {' and '.join(p['files'])}."
+            )
     return lines
 
 

@@ -21,6 +21,7 @@ from a3c.config import ServerConfig, TrainConfig
 from a3c.envs import EnvSpec, EnvSpecError, env_defaults, env_of, env_spec
 from a3c.tfimport import import_tensorflow
 from a3c.v1 import a3c_pb2, a3c_pb2_grpc
+from server.handlers import add_to_server
 from server.metrics import ServerMetrics
 from server.rpc_metrics import MetricsInterceptor
 from server.security import TokenInterceptor, server_credentials, server_token
@@ -134,7 +135,7 @@ def build_grpc_server(
         interceptors=interceptors,
         options=[*KEEPALIVE_OPTIONS, ("grpc.max_receive_message_length", scfg.max_message_bytes)],
     )
-    a3c_pb2_grpc.add_ParameterServerServicer_to_server(servicer, server)
+    add_to_server(servicer, server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)

@@ -61,6 +61,12 @@ class ServerMetrics:
             "a3c_server_rpc_sent_bytes_total", "Response message bytes sent.",
             ["method"], registry=r,
         )  # fmt: skip
+        self.weight_encodings = Counter(
+            "a3c_server_weight_encodings_total",
+            "Weight sets serialized, by form (full, actor): once per version and form, "
+            "whatever the number of replies that carry it.",
+            ["form"], registry=r,
+        )  # fmt: skip
         self.queue_depth = Gauge(
             "a3c_server_learner_queue_depth", "Pushes waiting for the learner.", registry=r
         )

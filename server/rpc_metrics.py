@@ -27,19 +27,34 @@ class MetricsInterceptor(grpc.ServerInterceptor):
         if handler is None or not handler_call_details.method.startswith(self._prefix):
             return handler
         method = _method_name(handler_call_details)
+        codecs = self._counted(method, handler)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(method, handler.unary_unary),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                self._unary(method, handler.unary_unary), *codecs
             )
         if handler.stream_stream:
             return grpc.stream_stream_rpc_method_handler(
-                self._stream(method, handler.stream_stream),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                self._stream(method, handler.stream_stream), *codecs
             )
         return handler
+
+    def _counted(self, method: str, handler):
+        """handler's request deserializer and response serializer, counting the bytes
+        that pass through them (what the wire carries, parsed or not)."""
+        received, sent = self._m.rpc_received.labels(method), self._m.rpc_sent.labels(method)
+        parse = handler.request_deserializer or (lambda data: data)
+        encode = handler.response_serializer or (lambda reply: reply)
+
+        def deserialize(data: bytes):
+            received.inc(len(data))
+            return parse(data)
+
+        def serialize(reply) -> bytes:
+            data = encode(reply)
+            sent.inc(len(data))
+            return data
+
+        return deserialize, serialize
 
     def _finish(self, method: str, context, start: float, ok: bool) -> None:
         code = "OK" if ok else _code_name(context)
@@ -49,13 +64,11 @@ class MetricsInterceptor(grpc.ServerInterceptor):
     def _unary(self, method: str, behavior: Callable):
         def wrapped(request, context):
             start = time.perf_counter()
-            self._m.rpc_received.labels(method).inc(request.ByteSize())
             try:
                 response = behavior(request, context)
             except BaseException:
                 self._finish(method, context, start, ok=False)
                 raise
-            self._m.rpc_sent.labels(method).inc(response.ByteSize())
             self._finish(method, context, start, ok=True)
             return response
 
@@ -68,12 +81,10 @@ class MetricsInterceptor(grpc.ServerInterceptor):
             def requests():
                 for request in request_iterator:
                     start[0] = time.perf_counter()
-                    self._m.rpc_received.labels(method).inc(request.ByteSize())
                     yield request
 
             try:
                 for response in behavior(requests(), context):
-                    self._m.rpc_sent.labels(method).inc(response.ByteSize())
                     self._finish(method, context, start[0], ok=True)
                     yield response
             except GeneratorExit:  # the worker closed its stream: no push is pending

@@ -48,27 +48,53 @@ def weight_set(version: int, flat: np.ndarray, stats, shapes, actor_only=False) 
     return message
 
 
-class WeightCache:
-    """The newest weights (and running statistics) as WeightSet messages, built once per
-    version: the whole set, and the actor alone (what data-mode workers use)."""
+def _field_prefix(field: int, length: int) -> bytes:
+    """What precedes `length` bytes of protobuf field `field` (wire type 2, length
+    delimited): its tag and the length, as varints."""
+    out = bytearray()
+    for value in ((field << 3) | 2, length):
+        while value > 0x7F:
+            out.append((value & 0x7F) | 0x80)
+            value >>= 7
+        out.append(value)
+    return bytes(out)
 
-    def __init__(self, learner: Learner, shapes: tuple[list, list]):
+
+class WeightCache:
+    """The newest weights (and running statistics) serialized once per version, in both
+    forms: the whole set and the actor alone (what data-mode workers use). A reply with
+    weights is its other fields' bytes followed by these (a message's fields may come in
+    any order), so every worker answered at one version gets the same bytes."""
+
+    def __init__(self, learner: Learner, shapes: tuple[list, list], encodings=None):
         self._learner = learner
         self._shapes = shapes
+        self._encodings = encodings  # Counter by form: WeightSets serialized
         self._lock = threading.Lock()
         self._version = -1
-        self._full = self._actor = pb.WeightSet()
+        self._encoded: dict[bool, bytes] = {}  # by actor_only, at _version
 
-    def get(self, actor_only: bool = False) -> pb.WeightSet:
+    def reply(self, head, actor_only: bool = False) -> bytes:
+        """head (a reply message with its `weights` field unset) with the newest weights,
+        serialized (server.handlers sends bytes as they are)."""
+        field = head.DESCRIPTOR.fields_by_name["weights"].number
+        weights = self._weights(actor_only)
+        parts = (head.SerializeToString(), _field_prefix(field, len(weights)), weights)
+        return b"".join(parts)
+
+    def _weights(self, actor_only: bool) -> bytes:
         version, flat, stats = self._learner.snapshot()
         with self._lock:
             if self._version != version:
-                self._full = weight_set(version, flat, stats, self._shapes)
-                self._actor = pb.WeightSet(
-                    version=version, actor=self._full.actor, statistics=self._full.statistics
-                )
+                self._encoded.clear()
                 self._version = version
-            return self._actor if actor_only else self._full
+            encoded = self._encoded.get(actor_only)
+            if encoded is None:
+                message = weight_set(version, flat, stats, self._shapes, actor_only)
+                encoded = self._encoded[actor_only] = message.SerializeToString()
+                if self._encodings is not None:
+                    self._encodings.labels("actor" if actor_only else "full").inc()
+            return encoded
 
 
 class CallEnd:
@@ -119,7 +145,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
         self._learner, self._budget, self._registry = learner, budget, registry
         self._m = metrics
         self._shapes = weight_shapes(spec, cfg)
-        self._weights = WeightCache(learner, self._shapes)
+        self._weights = WeightCache(learner, self._shapes, metrics.weight_encodings)
         self._queue_timeout = queue_timeout
         self._episode_wait = episode_wait
         self._incarnation = uuid.uuid4().hex
@@ -197,7 +223,7 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
     def PullWeights(self, request, context):
         if request.known_version and request.known_version == self._learner.version:
             return pb.PullWeightsReply(unchanged=True)
-        return pb.PullWeightsReply(weights=self._weights.get(request.actor_only))
+        return self._weights.reply(pb.PullWeightsReply(), request.actor_only)
 
     def NextEvaluation(self, request, context):
         evaluations = self._evaluations
@@ -392,10 +418,8 @@ class ParameterServer(pb_grpc.ParameterServerServicer):
             outcome = push.result.result()
         except Exception as err:  # noqa: BLE001 - the learner's failure, reported
             context.abort(grpc.StatusCode.INTERNAL, f"learner failed: {err}")
-        return pb.PushReply(
-            seq=seq,
-            version=outcome.version,
-            lease_valid=not outcome.lost,
-            weights=self._weights.get(actor_only=push.mode == "data"),
+        head = pb.PushReply(
+            seq=seq, version=outcome.version, lease_valid=not outcome.lost,
             lost_lease_ids=outcome.lost,
-        )
+        )  # fmt: skip
+        return self._weights.reply(head, actor_only=push.mode == "data")

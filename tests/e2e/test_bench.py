@@ -13,7 +13,8 @@ NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
 
 def test_make_bench_tiny(tmp_path):
     flags = (
-        "--modes data --workers 1 --in-flight 1 2 --vec-workers 1 --vec-envs 1 4 --clients 2 "
+        "--modes data --workers 1 --in-flight 1 2 --vec-workers 1 --vec-envs 1 4 --profile 1x4 "
+        "--clients 2 "
         "--batches 1 2 --batch-clients 2 --seconds 2 --learning-episodes 2 --learning-seeds 1 "
         "--peer-steps 2000 --peer-budget 2000"
     )
@@ -32,12 +33,22 @@ def test_make_bench_tiny(tmp_path):
         line for line in (tmp_path / "bench.md").read_text().splitlines()
         if line.startswith("| ") and not line.startswith("| ---")
     ]  # fmt: skip
-    headers = {"what", "mode", "program", "SB3 A2C (peer)"}
-    body = [r for r in rows if r.split("|")[1].strip() not in headers]
-    # limits (the diagnosed update's cost among them), e2e (K = 1, 2), vectorized (M = 1,
-    # 4), capacity (B = 1, 2), time to a good return (fast data and the peer; their medians)
+    headers = {"what", "mode", "program", "SB3 A2C (peer)", "GIL: share (self)"}
+    profile = [r for r in rows if "`" in r]  # its cells name functions
+    body = [r for r in rows if r.split("|")[1].strip() not in headers and r not in profile]
+    # limits (the diagnosed update's cost and the pipeline's limit among them), e2e (K = 1,
+    # 2), vectorized (M = 1, 4), capacity (B = 1, 2), time to a good return (fast data and
+    # the peer; their medians)
     runs = 2 if peer else 1
-    assert len(body) == 11 + 2 + 2 + 2 + 2 * runs
+    assert len(body) == 12 + 2 + 2 + 2 + 2 * runs
+    limit = results["limits"]["pipeline"]
+    assert 0 < limit["limit_s"] < min(limit["worker_loop_s"], limit["learner_s"]) * limit["cores"]
+    # The server at 1 x 4, sampled by py-spy: its busiest functions, the learner among them.
+    sampled = results["vectorized"]["data"]["1x4"]["profile"]
+    assert "error" not in sampled, sampled
+    assert all((tmp_path / name).stat().st_size > 0 for name in sampled["files"])
+    assert 0 < len(profile) <= 12 and sampled["gil"]["samples"] > 0 and sampled["gil_busy"] > 0
+    assert any("server/learner.py" in f for _, f in sampled["gil"]["total"])
     text = (tmp_path / "bench.md").read_text()
     assert ("| SB3 A2C (peer) | 1 x 8 |" in text) == peer
     assert ("Peer not installed" in text) != peer

@@ -69,6 +69,27 @@ def test_counts_are_exact(live_server_factory):
     assert 6 * actor_bytes < sent < 6 * weight_bytes
 
 
+def test_a_weights_reply_is_serialized_once_per_version_and_form(live_server_factory):
+    """Every reply with weights at one version carries the same bytes, serialized once
+    per form: the whole set (gradient workers, pulls) and the actor alone (data mode)."""
+    live = live_server_factory()
+    pulls = [live.stub.PullWeights(pb.PullWeightsRequest(actor_only=a)) for a in (0, 1) * 3]
+    assert value(live, "a3c_server_weight_encodings_total", form="full") == 1
+    assert value(live, "a3c_server_weight_encodings_total", form="actor") == 1
+    full, actor = pulls[0].weights, pulls[1].weights
+    assert all(p.weights == full for p in pulls[0::2]) and all(
+        p.weights == actor for p in pulls[1::2]
+    )
+    assert actor.actor == full.actor and full.critic and not actor.critic
+    worker_id, lease = connect(live, pb.MODE_DATA)
+    (reply,) = live.stub.PushSamples(iter([sample_push(worker_id, lease, rollout())]))
+    assert reply.version == reply.weights.version == 1 and reply.lease_valid
+    assert live.stub.PullWeights(pb.PullWeightsRequest(actor_only=True)).weights == reply.weights
+    assert reply.weights.actor != actor.actor  # the update's
+    assert value(live, "a3c_server_weight_encodings_total", form="actor") == 2
+    assert value(live, "a3c_server_weight_encodings_total", form="full") == 1
+
+
 def test_exposition_passes_promtool(live_server_factory):
     promtool = shutil.which("promtool")
     if promtool is None:
