@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from a3c.normalization import Moments, Statistics
-from a3c.rollout import Batch, Rollout, pad
+from a3c.rollout import Batch, Rollout, Window, window_of
 from a3c.v1 import a3c_pb2 as pb
 
 WIRE_DTYPE = np.dtype("<f4")
@@ -108,28 +108,19 @@ def statistics_from_proto(message: pb.Statistics, obs_dim: int, name: str) -> St
     return Statistics(**parts)
 
 
-ROLLOUT_FIELDS = ("states", "actions", "rewards", "next_state")  # as Batch's first fields
-
-
-def batch_to_proto(rollouts: Sequence[Rollout]) -> pb.RolloutBatch:
-    """R rollouts as one RolloutBatch, padded to the longest (T = its steps)."""
-    t = max(r.steps for r in rollouts)
-    with_log_probs = all(r.log_probs is not None for r in rollouts)
-    if len(rollouts) == 1:  # one environment: views, no copies
-        (r,) = rollouts
-        fields = [getattr(r, f)[None] for f in ROLLOUT_FIELDS]
-        log_probs = r.log_probs[None] if with_log_probs else None
-    else:
-        batch = pad(rollouts, t)
-        fields = [batch.states, batch.actions, batch.rewards, batch.next_states]
-        log_probs = batch.behaviour_log_probs if with_log_probs else None
-    states, actions, rewards, next_states = (to_tensor(f) for f in fields)
+def batch_to_proto(rows: Sequence[Rollout] | Window) -> pb.RolloutBatch:
+    """R rollouts as one RolloutBatch, padded to the longest (T = its steps); a
+    Collector's window goes as it is."""
+    w = rows if isinstance(rows, Window) else window_of(rows)
+    states, actions, rewards, next_states = (
+        to_tensor(f) for f in (w.states, w.actions, w.rewards, w.next_states)
+    )
     message = pb.RolloutBatch(
         states=states, actions=actions, rewards=rewards, next_states=next_states,
-        terminated=[r.terminated for r in rollouts],
+        terminated=w.terminated.tolist(),
     )  # fmt: skip
-    if log_probs is not None:
-        message.behaviour_log_probs.CopyFrom(to_tensor(log_probs))
+    if w.log_probs is not None:
+        message.behaviour_log_probs.CopyFrom(to_tensor(w.log_probs))
     return message
 
 

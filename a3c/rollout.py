@@ -67,6 +67,32 @@ def pad(rollouts: Sequence[Rollout], t_max: int) -> Batch:
     return Batch(states, actions, rewards, mask, next_states, bootstrap, log_probs)
 
 
+class Window(NamedTuple):
+    """R rollouts in the layout a batched push carries: padded to the longest (T), zeros
+    past each row's steps. A Collector writes a window in place as it steps."""
+
+    states: np.ndarray  # [R, T, obs_dim]
+    actions: np.ndarray  # [R, T, action_dim]
+    rewards: np.ndarray  # [R, T]
+    next_states: np.ndarray  # [R, obs_dim]
+    terminated: np.ndarray  # [R] bool
+    log_probs: np.ndarray | None  # [R, T], None when a row has none
+
+
+def window_of(rollouts: Sequence[Rollout]) -> Window:
+    """rollouts as a Window (one rollout: views, no copies)."""
+    terminated = np.array([r.terminated for r in rollouts], bool)
+    with_log_probs = all(r.log_probs is not None for r in rollouts)
+    if len(rollouts) == 1:
+        (r,) = rollouts
+        log_probs = r.log_probs[None] if with_log_probs else None
+        return Window(r.states[None], r.actions[None], r.rewards[None], r.next_state[None],
+                      terminated, log_probs)  # fmt: skip
+    b = pad(rollouts, max(r.steps for r in rollouts))
+    log_probs = b.behaviour_log_probs if with_log_probs else None
+    return Window(b.states, b.actions, b.rewards, b.next_states, terminated, log_probs)
+
+
 @dataclasses.dataclass(frozen=True)
 class Piece:
     """One environment's rollout of one window, and where its episode stands after it."""
@@ -103,6 +129,9 @@ class Collector:
     With a `normalizer` (a3c.normalization.Normalizer) the policy sees, and the rollouts
     hold, normalized observations and training rewards, and the normalizer counts the raw
     ones; episode returns stay raw.
+
+    A window is written in place into fresh [R, t_max, ...] arrays (R: the environments
+    with an episode), `window` after collect(); each Piece's rollout is a view of its row.
     """
 
     def __init__(
@@ -112,11 +141,12 @@ class Collector:
         self.normalizer = normalizer
         m = len(self.envs)
         self._seeds = list(seeds)
-        self._obs: list[np.ndarray | None] = [None] * m
+        self._obs: np.ndarray | None = None  # [M, obs_dim], each environment's last one
         self._lease: list[int | None] = [None] * m
         self._limit = [0] * m
         self._ret, self._len = [0.0] * m, [0] * m
         self.env_seconds = self.inference_seconds = 0.0  # accumulated; callers read and reset
+        self.window: Window | None = None  # the last collect's, its rows its pieces'
 
     @property
     def idle(self) -> list[int]:
@@ -135,7 +165,10 @@ class Collector:
         self._seeds[k] = None
         if self.normalizer is not None:
             self.normalizer.start_episode(k)
-        self._obs[k] = np.asarray(obs, np.float32).reshape(-1)
+        obs = np.asarray(obs, np.float32).reshape(-1)
+        if self._obs is None:
+            self._obs = np.zeros((len(self.envs), obs.size), np.float32)
+        self._obs[k] = obs
         self._lease[k], self._ret[k], self._len[k] = lease_id, 0.0, 0
         self._limit[k] = limit
 
@@ -149,50 +182,58 @@ class Collector:
     def collect(self) -> list[Piece]:
         """Steps every environment with an episode up to t_max times; one Piece each."""
         running = [k for k, lease in enumerate(self._lease) if lease is not None]
-        taken = {k: ([], [], [], []) for k in running}  # k -> states, actions, rewards, logps
-        terminated: dict[int, bool] = {}
-        to_env = self.policy.env_action
-        norm = self.normalizer
-        for _ in range(self.t_max):
-            if not running:
-                break
+        if not running:
+            self.window = None
+            return []
+        r, t_max, norm, to_env = len(running), self.t_max, self.normalizer, self.policy.env_action
+        states = np.zeros((r, t_max, self._obs.shape[1]), np.float32)
+        rewards = np.zeros((r, t_max), np.float32)
+        log_probs = np.zeros((r, t_max), np.float32)
+        actions = None  # [r, t_max, action_dim] once the policy has said action_dim
+        steps = np.full(r, t_max)
+        terminated, ended = np.zeros(r, bool), np.zeros(r, bool)
+        rows = list(range(r))  # rows still stepping
+        envs = [running[i] for i in rows]
+        for t in range(t_max):
             t0 = time.perf_counter()
-            obs = (
-                self._obs[running[0]][None]
-                if len(running) == 1
-                else np.stack([self._obs[k] for k in running])
-            )
+            obs = self._obs[envs]
             if norm is not None:
                 norm.see_obs(obs)
                 obs = norm.obs(obs)
-            actions, log_probs = self.policy.sample_batch(obs)
+            acts, logps = self.policy.sample_batch(obs)
+            if actions is None:
+                actions = np.zeros((r, t_max, acts.shape[1]), np.float32)
+            states[rows, t], actions[rows, t], log_probs[rows, t] = obs, acts, logps
             t1 = time.perf_counter()
             still = []
-            for i, k in enumerate(running):
-                states, acts, rewards, logps = taken[k]
-                states.append(obs[i])
-                acts.append(actions[i])
-                logps.append(log_probs[i])
-                next_obs, reward, term, trunc, _ = self.envs[k].step(to_env(actions[i]))
-                rewards.append(float(reward) if norm is None else norm.reward(k, float(reward)))
-                self._obs[k] = np.asarray(next_obs, np.float32).reshape(-1)
-                self._ret[k] += float(reward)
+            for j, (i, k) in enumerate(zip(rows, envs, strict=True)):
+                next_obs, reward, term, trunc, _ = self.envs[k].step(to_env(acts[j]))
+                reward = float(reward)
+                rewards[i, t] = reward if norm is None else norm.reward(k, reward)
+                self._obs[k] = np.ravel(next_obs)
+                self._ret[k] += reward
                 self._len[k] += 1
                 if term or trunc or self._len[k] == self._limit[k]:
-                    terminated[k] = bool(term)
+                    steps[i], terminated[i], ended[i] = t + 1, bool(term), True
                 else:
-                    still.append(k)
+                    still.append(i)
             self.inference_seconds += t1 - t0
             self.env_seconds += time.perf_counter() - t1
-            running = still
+            if not still:
+                break
+            rows, envs = still, [running[i] for i in still]
+        t = int(steps.max())
+        next_states = self._obs[running]
+        if norm is not None:
+            next_states = norm.obs(next_states)
+        self.window = Window(states[:, :t], actions[:, :t], rewards[:, :t], next_states,
+                             terminated, log_probs[:, :t])  # fmt: skip
         pieces = []
-        for k, (states, acts, rewards, logps) in taken.items():
-            end = k in terminated
-            next_state = self._obs[k] if norm is None else norm.obs(self._obs[k])
-            rollout = Rollout(
-                np.stack(states), np.stack(acts), np.asarray(rewards, np.float32),
-                next_state, terminated.get(k, False), np.asarray(logps, np.float32),
-            )  # fmt: skip
+        for i, k in enumerate(running):
+            n = int(steps[i])
+            rollout = Rollout(states[i, :n], actions[i, :n], rewards[i, :n], next_states[i],
+                              bool(terminated[i]), log_probs[i, :n])  # fmt: skip
+            end = bool(ended[i])
             pieces.append(Piece(k, self._lease[k], rollout, end, self._ret[k], self._len[k]))
             if end:
                 self._lease[k] = None

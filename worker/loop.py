@@ -19,7 +19,7 @@ from a3c.envs import env_of, env_spec
 from a3c.model import weight_shapes
 from a3c.normalization import Normalizer
 from a3c.policy import NumpyPolicy
-from a3c.rollout import Collector, Piece, env_seeds
+from a3c.rollout import Collector, Piece, Window, env_seeds
 from a3c.v1 import a3c_pb2 as pb
 from worker.client import Backoff, Client, PushStream, is_transient, retry
 from worker.metrics import WorkerMetrics
@@ -110,9 +110,9 @@ class Session:
     def pull(self) -> None:
         self.take_weights(self.client.pull(actor_only=self.gradients is None).weights)
 
-    def push(self, pieces: list[Piece]) -> None:
-        """Sends one push of every piece; waits for replies while max_in_flight pushes are
-        unanswered."""
+    def push(self, pieces: list[Piece], window: Window | None = None) -> None:
+        """Sends one push of every piece (window: theirs, as the Collector wrote them);
+        waits for replies while max_in_flight pushes are unanswered."""
         self.identity.seq += 1
         header = pb.PushHeader(
             worker_id=self.worker_id,
@@ -133,7 +133,8 @@ class Session:
             header.increments.CopyFrom(codec.statistics_to_proto(self.normalizer.take()))
         rollouts = [p.rollout for p in pieces]
         if self.gradients is None:
-            message = pb.SamplePush(header=header, rollouts=codec.batch_to_proto(rollouts))
+            rows = rollouts if window is None else window
+            message = pb.SamplePush(header=header, rollouts=codec.batch_to_proto(rows))
         else:
             start = perf_counter()
             actor, critic = self.gradients.compute(self.version, self.flat, rollouts)
@@ -235,7 +236,7 @@ def train(session: Session, collector: Collector, stop: threading.Event) -> None
         m.seconds.labels("env").inc(collector.env_seconds)
         m.seconds.labels("inference").inc(collector.inference_seconds)
         collector.env_seconds = collector.inference_seconds = 0.0
-        session.push(pieces)
+        session.push(pieces, collector.window)
         if any(p.episode_end for p in pieces) or stop.is_set():
             session.drain()
             ask = True

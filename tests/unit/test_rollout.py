@@ -1,10 +1,12 @@
 """The collector: M environments stepped together, rollouts that never cross an episode's
 end, termination without bootstrap and truncation with it, one environment as a single
-env always stepped."""
+env always stepped, windows written in place as the reference builds them."""
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
+from a3c import codec
 from a3c.config import TrainConfig
 from a3c.envs import env_spec, make_env
 from a3c.model import weight_shapes
@@ -139,3 +141,97 @@ def test_environment_seeds_are_distinct_and_reproducible():
     assert seeds == env_seeds(3, 64)
     assert not set(seeds[1:]) & set(env_seeds(4, 64)[1:])
     assert env_seeds(None, 2) == [None, None]
+
+
+class EndAfter(gym.Wrapper):
+    """Ends each episode after n steps: terminated, or truncated (a time limit)."""
+
+    def __init__(self, env, n: int, truncate: bool):
+        super().__init__(env)
+        self.n, self.truncate, self.t = n, truncate, 0
+
+    def reset(self, **kwargs):
+        self.t = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, _, _, info = self.env.step(action)
+        self.t += 1
+        end = self.t >= self.n
+        return obs, reward, end and not self.truncate, end and self.truncate, info
+
+
+def reference_windows(envs, policy, t_max, seeds, windows):
+    """The collector's windows written out with per-step lists, one environment at a
+    time: every environment steps up to t_max times a window, its episode's end cuts its
+    rollout, and a new episode (a reset, unseeded after the first) starts next window."""
+    obs = [np.asarray(e.reset(seed=s)[0], np.float32).reshape(-1) for e, s in zip(envs, seeds)]
+    out = []
+    for _ in range(windows):
+        running, taken, ended = list(range(len(envs))), {}, {}
+        for _ in range(t_max):
+            if not running:
+                break
+            actions, log_probs = policy.sample_batch(np.stack([obs[k] for k in running]))
+            still = []
+            for i, k in enumerate(running):
+                states, acts, rewards, logps = taken.setdefault(k, ([], [], [], []))
+                states.append(obs[k]), acts.append(actions[i]), logps.append(log_probs[i])
+                nxt, reward, term, trunc, _ = envs[k].step(policy.env_action(actions[i]))
+                rewards.append(float(reward))
+                obs[k] = np.asarray(nxt, np.float32).reshape(-1)
+                if term or trunc:
+                    ended[k] = bool(term)
+                else:
+                    still.append(k)
+            running = still
+        out.append({
+            k: Rollout(np.stack(s), np.stack(a), np.asarray(r, np.float32), obs[k].copy(),
+                       ended.get(k, False), np.asarray(lp, np.float32))
+            for k, (s, a, r, lp) in taken.items()
+        })  # fmt: skip
+        for k in ended:
+            obs[k] = np.asarray(envs[k].reset()[0], np.float32).reshape(-1)
+    return out
+
+
+@pytest.mark.parametrize("ends", [[(7, True)], [(6, False), (9, True), (13, True), (5, False)]])
+def test_windows_written_in_place_equal_the_reference_and_go_on_the_wire_as_they_are(ends):
+    """M = 1 and M = 4 Pendulums with episodes that terminate or are truncated mid-window
+    and at a window's end: the collector's rollouts equal the reference's (states, actions,
+    rewards, next states, termination, log-probs), and its window is their batched push."""
+    cfg = TrainConfig()
+    spec = env_spec(make_env(cfg.env_id))
+    rng = np.random.default_rng(3)
+    actor = [rng.normal(0, 0.3, s).astype(np.float32) for s in weight_shapes(spec, cfg)[0]]
+
+    def run(collect):
+        policy = NumpyPolicy(spec, cfg, np.random.default_rng(9))
+        policy.set_weights(actor)
+        envs = [EndAfter(make_env(cfg.env_id), n, truncate) for n, truncate in ends]
+        return collect(envs, policy, env_seeds(21, len(envs)))
+
+    t_max, windows = 4, 12
+    want = run(lambda envs, policy, seeds: reference_windows(envs, policy, t_max, seeds, windows))
+
+    def collected(envs, policy, seeds):
+        collector, leases, out = Collector(envs, policy, t_max, seeds), iter(range(1, 999)), []
+        for _ in range(windows):
+            for k in collector.idle:
+                collector.start(k, next(leases))
+            pieces = collector.collect()
+            wire = codec.batch_to_proto([p.rollout for p in pieces]).SerializeToString()
+            assert codec.batch_to_proto(collector.window).SerializeToString() == wire
+            out.append({p.env: p.rollout for p in pieces})
+        return out
+
+    got = run(collected)
+    assert [sorted(w) for w in got] == [sorted(w) for w in want]
+    ended = 0
+    for g, w in zip(got, want):
+        for k in w:
+            for field in ("states", "actions", "rewards", "next_state", "log_probs"):
+                np.testing.assert_array_equal(getattr(g[k], field), getattr(w[k], field))
+            assert g[k].terminated is w[k].terminated
+            ended += g[k].steps < t_max or g[k].terminated
+    assert ended >= len(ends) * 2  # episodes did end inside the windows
