@@ -28,8 +28,8 @@ from lab import scrape
 from lab.bench_report import learning_row, peer_row, write_outputs
 from lab.echo import echo
 from lab.loadgen import wait_serving
-from lab.profile import record as profile_server
 from lab.runs import is_complete, move_aside, train_config
+from lab.sampling import record as profile_server
 
 MODES = ("gradient", "data")
 

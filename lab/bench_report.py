@@ -218,7 +218,7 @@ def vectorized_table(r: dict) -> list[str]:
 
 
 def profile_tables(r: dict) -> list[str]:
-    """The server's py-spy profiles (lab/profile.py), one per mode: the functions with the
+    """The server's py-spy profiles (lab/sampling.py), one per mode: the functions with the
     most samples on top of a stack (self) and anywhere in it (total), holding the GIL, and
     on top of a stack on every thread."""
     lines = []
