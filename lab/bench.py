@@ -294,20 +294,24 @@ def end_to_end(
 
 
 def vectorized(out: Path, mode: str, counts: list[int], envs: list[int], seconds: float,
-               profiled: str = "2x16") -> dict:  # fmt: skip
-    """Section 2b: N workers of M environments each, one server per mode, measured after
-    warm-up, the server of `profiled` ("NxM") profiled after its window. Keys "NxM"."""
+               profiled: str = "2x16", in_flight: tuple[int, ...] = (1,)) -> dict:  # fmt: skip
+    """Section 2b: N workers of M environments each, each allowed K pushes in flight, one
+    server per mode, measured after warm-up, the server of `profiled` ("NxM", K = 1)
+    profiled after its window. Keys "NxM" for K = 1, "NxM/K" otherwise."""
     server = Server(out / f"vec-{mode}")
     results = {}
     try:
         for m in envs:
             for n in counts:
-                key, warm = f"{n}x{m}", max(200 * n, 16 * n * m)
-                flags = ["--num-envs", str(m)]
-                profile = out / f"profile-{mode}-{key}.txt" if key == profiled else None
-                results[key] = measure_workers(server, mode, n, flags, warm, seconds, profile)
-                rate = results[key]["env_steps_s"]
-                print(f"  vectorized {mode} N={n} M={m}: {rate:.0f} env steps/s", flush=True)
+                for k in in_flight:
+                    key = f"{n}x{m}" if k == 1 else f"{n}x{m}/{k}"
+                    warm = max(200 * n, 16 * n * m)
+                    flags = ["--num-envs", str(m), "--max-in-flight", str(k)]
+                    profile = out / f"profile-{mode}-{key}.txt" if key == profiled else None
+                    results[key] = measure_workers(server, mode, n, flags, warm, seconds, profile)
+                    rate = results[key]["env_steps_s"]
+                    print(f"  vectorized {mode} N={n} M={m} in flight {k}: {rate:.0f} env steps/s",
+                          flush=True)  # fmt: skip
     finally:
         server.stop()
     return results
@@ -425,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="vectorized workers: N")  # fmt: skip
     parser.add_argument("--vec-envs", type=int, nargs="+", default=[1, 4, 16, 64],
                         help="vectorized workers: environments per worker M")  # fmt: skip
+    parser.add_argument("--vec-in-flight", type=int, nargs="+", default=[1, 2],
+                        help="vectorized workers: their --max-in-flight K")  # fmt: skip
     parser.add_argument("--profile", default="2x16",
                         help="vectorized workers: the NxM whose server py-spy samples")  # fmt: skip
     parser.add_argument("--peer-steps", type=int, default=200_000,
@@ -457,7 +463,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     print("vectorized workers", flush=True)
     results["vectorized"] = {
-        m: vectorized(args.out, m, args.vec_workers, args.vec_envs, args.seconds, args.profile)
+        m: vectorized(
+            args.out,
+            m,
+            args.vec_workers,
+            args.vec_envs,
+            args.seconds,
+            args.profile,
+            tuple(args.vec_in_flight),
+        )  # fmt: skip
         for m in args.modes
     }
     results["peer"] = peer(args.out, args.peer_steps) if args.peer_steps else None

@@ -185,7 +185,8 @@ def vectorized_table(r: dict) -> list[str]:
     peer = r.get("peer")
     peer_rate = peer["env_steps_per_s"] if peer else None
     limit = r["limits"].get("pipeline", {}).get("limit_s")
-    lines = ["", "## 2b. Vectorized workers: N workers x M environments each", "",
+    lines = ["", "## 2b. Vectorized workers: N workers x M environments each "
+             "(NxM/K: K pushes in flight per worker)", "",
              row("mode", "N x M", "env steps/s", "x SB3 A2C peer", "share of limit",
                  "learner busy",
                  "push p50 / p99 ms", "policy lag p50 / p99", "wire bytes per env step",
@@ -254,13 +255,15 @@ def plot(r: dict, path: Path) -> None:
 
     fig, (left, middle, right) = plt.subplots(1, 3, figsize=(18, 4.5))
     for mode, rows in (r.get("vectorized") or {}).items():
-        by_n: dict[int, list] = {}
-        for key, v in rows.items():
-            n, m = (int(x) for x in key.split("x"))
-            by_n.setdefault(n, []).append((m, v["env_steps_s"]))
-        for n, points in sorted(by_n.items()):
+        by_n: dict[tuple[int, int], list] = {}
+        for key, v in rows.items():  # "NxM" or "NxM/K"
+            nm, _, k = key.partition("/")
+            n, m = (int(x) for x in nm.split("x"))
+            by_n.setdefault((n, int(k or 1)), []).append((m, v["env_steps_s"]))
+        for (n, k), points in sorted(by_n.items()):
             ms, rates = zip(*sorted(points))
-            middle.plot(ms, rates, "o-", label=f"{mode} mode, N={n}")
+            label = f"{mode} mode, N={n}" + (f", {k} in flight" if k > 1 else "")
+            middle.plot(ms, rates, "o-" if k == 1 else "s--", label=label)
     if r.get("peer"):
         middle.axhline(r["peer"]["env_steps_per_s"], ls="--", c="k", label="SB3 A2C peer")
     middle.set_xscale("log", base=2)

@@ -13,7 +13,8 @@ NUMBER = re.compile(r"^-?[\d,]+(\.\d+)?$")
 
 def test_make_bench_tiny(tmp_path):
     flags = (
-        "--modes data --workers 1 --in-flight 1 2 --vec-workers 1 --vec-envs 1 4 --profile 1x4 "
+        "--modes data --workers 1 --in-flight 1 2 --vec-workers 1 --vec-envs 1 4 "
+        "--vec-in-flight 1 2 --profile 1x4 "
         "--clients 2 "
         "--batches 1 2 --batch-clients 2 --seconds 2 --learning-episodes 2 --learning-seeds 1 "
         "--peer-steps 2000 --peer-budget 2000"
@@ -37,10 +38,11 @@ def test_make_bench_tiny(tmp_path):
     profile = [r for r in rows if "`" in r]  # its cells name functions
     body = [r for r in rows if r.split("|")[1].strip() not in headers and r not in profile]
     # limits (the diagnosed update's cost and the pipeline's limit among them), e2e (K = 1,
-    # 2), vectorized (M = 1, 4), capacity (B = 1, 2), time to a good return (fast data and
-    # the peer; their medians)
+    # 2), vectorized (M = 1, 4; K = 1, 2), capacity (B = 1, 2), time to a good return (fast
+    # data and the peer; their medians)
     runs = 2 if peer else 1
-    assert len(body) == 12 + 2 + 2 + 2 + 2 * runs
+    assert len(body) == 12 + 2 + 4 + 2 + 2 * runs
+    assert set(results["vectorized"]["data"]) == {"1x1", "1x1/2", "1x4", "1x4/2"}
     limit = results["limits"]["pipeline"]
     assert 0 < limit["limit_s"] < min(limit["worker_loop_s"], limit["learner_s"]) * limit["cores"]
     # The server at 1 x 4, sampled by py-spy: its busiest functions, the learner among them.
