@@ -192,8 +192,7 @@ class Collector:
         actions = None  # [r, t_max, action_dim] once the policy has said action_dim
         steps = np.full(r, t_max)
         terminated, ended = np.zeros(r, bool), np.zeros(r, bool)
-        rows = list(range(r))  # rows still stepping
-        envs = [running[i] for i in rows]
+        rows, envs = list(range(r)), list(running)  # the rows still stepping, their envs
         for t in range(t_max):
             t0 = time.perf_counter()
             obs = self._obs[envs]

@@ -264,10 +264,7 @@ def measure_workers(server: Server, mode: str, n: int, flags: list[str], warm: i
         server.wait_steps(warm)
         result = server.window(seconds, mode, children(launcher.pid))
         if profile is not None:  # after the window: the sampling costs CPU too
-            result["profile"] = {
-                "file": profile.name,
-                **profile_server(server.proc.pid, seconds, profile),
-            }
+            result["profile"] = profile_server(server.proc.pid, seconds, profile)
         return result
     finally:
         stop([launcher])
@@ -303,9 +300,9 @@ def vectorized(out: Path, mode: str, counts: list[int], envs: list[int], seconds
     try:
         for m in envs:
             for n in counts:
+                warm = max(200 * n, 16 * n * m)
                 for k in in_flight:
                     key = f"{n}x{m}" if k == 1 else f"{n}x{m}/{k}"
-                    warm = max(200 * n, 16 * n * m)
                     flags = ["--num-envs", str(m), "--max-in-flight", str(k)]
                     profile = out / f"profile-{mode}-{key}.txt" if key == profiled else None
                     results[key] = measure_workers(server, mode, n, flags, warm, seconds, profile)
